@@ -1,0 +1,5 @@
+import sys
+
+from tokenspy.cli import main
+
+sys.exit(main())

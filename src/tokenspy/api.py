@@ -1,0 +1,62 @@
+"""The module-level functions of the seed API: init, stats, reset, report."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from tokenspy.config import config
+from tokenspy.tracker import get_global_tracker
+
+DEFAULT_DIR = "~/.tokenspy"
+
+
+def init(persist: bool = False, persist_dir: str | os.PathLike[str] | None = None,
+         track_git: bool = False) -> None:
+    """Configure tokenspy. May be called again: later calls go to the newly configured store."""
+    config.track_git = bool(track_git)
+    tracker = get_global_tracker()
+    if persist:
+        path = Path(persist_dir or DEFAULT_DIR).expanduser() / "usage.db"
+        if tracker.persist_path != path:
+            tracker.set_persist_path(path)
+        from tokenspy.interceptor import ensure_active
+
+        ensure_active()
+    elif tracker.persist_path is not None:
+        tracker.set_persist_path(None)
+
+
+def stats() -> dict[str, Any]:
+    """The full cost breakdown of the global tracker (schema of the docs' Programmatic Access)."""
+    return get_global_tracker().summary()
+
+
+def reset() -> None:
+    """Clear the in-memory records of the global tracker (the SQLite DB keeps its rows)."""
+    get_global_tracker().reset()
+
+
+def report(format: Literal["text", "html"] = "text", output: str | os.PathLike[str] | None = None) -> str:
+    """Render the report of the global tracker.
+
+    ``text`` is printed and returned; ``html`` is written to ``output`` (default
+    ``tokenspy_report.html``) and its path returned.
+    """
+    tracker = get_global_tracker()
+    tracker.flush()
+    records = tracker.records()
+    if format == "text":
+        from tokenspy.report.text import render_text
+
+        text = render_text(records)
+        print(text)
+        return text
+    if format == "html":
+        from tokenspy.report.html import render_html
+
+        path = Path(output or "tokenspy_report.html")
+        path.write_text(render_html(records), encoding="utf-8")
+        return str(path)
+    raise ValueError(f"format must be 'text' or 'html', not {format!r}")

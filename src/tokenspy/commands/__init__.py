@@ -1,0 +1,1 @@
+"""Subcommands of the ``tokenspy`` CLI, one module per group."""

@@ -1,0 +1,80 @@
+"""``tokenspy history`` and ``tokenspy report``: read a DB, never write it."""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+from contextlib import closing
+from pathlib import Path
+
+from tokenspy.api import DEFAULT_DIR
+
+DEFAULT_DB = f"{DEFAULT_DIR}/usage.db"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("history", help="the most recent calls stored in a DB")
+    p.add_argument("--limit", type=_positive_int, default=20, help="how many calls (default 20)")
+    p.add_argument("--db", default=DEFAULT_DB, help=f"database path (default {DEFAULT_DB})")
+    p.set_defaults(handler=cmd_history)
+
+    p = sub.add_parser("report", help="cost report of a DB (text or self-contained HTML)")
+    p.add_argument("--format", choices=("text", "html"), default="text")
+    p.add_argument("--db", default=DEFAULT_DB, help=f"database path (default {DEFAULT_DB})")
+    p.add_argument("--output", help="HTML output path (default tokenspy_report.html)")
+    p.set_defaults(handler=cmd_report)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from tokenspy.store import open_readonly, select_expr
+
+    with closing(open_readonly(args.db)) as conn:
+        # newest first straight from the primary key: no scan, whatever the DB's size
+        sql = (
+            "SELECT timestamp, function_name, model, provider, input_tokens, output_tokens, cost_usd, "
+            f"duration_ms, {select_expr(conn, 'priced', '1')} "
+            f"FROM llm_calls ORDER BY id DESC LIMIT {int(args.limit)}"
+        )
+        try:
+            rows = conn.execute(sql).fetchall()
+        except sqlite3.DatabaseError as exc:
+            from tokenspy.store import DBError
+
+            raise DBError(f"{args.db}: unreadable ({exc})") from None
+    from tokenspy.report.text import format_history
+
+    sys.stdout.write(format_history(rows))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from tokenspy.store import load_records
+
+    records = load_records(args.db)
+    if args.format == "text":
+        from tokenspy.report.text import render_text
+
+        print(render_text(records))
+        return 0
+    from tokenspy.report.html import render_html
+
+    out = Path(args.output or "tokenspy_report.html")
+    try:
+        out.write_text(render_html(records), encoding="utf-8")
+    except OSError as exc:
+        from tokenspy.cli import CLIError
+
+        raise CLIError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,96 @@
+"""Per-context attribution state: active profiled invocations, sessions, test id.
+
+Everything lives in ``contextvars`` so that threads and asyncio tasks never see each other's
+state (the original used a thread-local stack, which mixed up concurrent tasks). The stacks are
+tuples: a task or a ``contextvars.copy_context()`` started inside a profiled function keeps
+pointing at the same Frame objects, so its calls count towards that invocation's budget.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import sys
+from dataclasses import dataclass
+from types import CodeType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tokenspy.session import Session
+
+
+class Frame:
+    """One running invocation of a ``@profile``-decorated function."""
+
+    __slots__ = ("budget", "exceeded", "line", "name", "on_exceeded", "raised", "source", "spent")
+
+    def __init__(self, name: str, source: str | None, line: int | None, budget: float | None,
+                 on_exceeded: str) -> None:
+        self.name = name
+        self.source = source
+        self.line = line
+        self.budget = budget
+        self.on_exceeded = on_exceeded
+        self.spent = 0.0
+        self.exceeded = False
+        self.raised = False  # the BudgetExceededError already reached the user
+
+
+@dataclass(frozen=True, slots=True)
+class TestContext:
+    """The test a call belongs to (set by the pytest plugin)."""
+
+    test_id: str
+    source_file: str | None = None
+    source_line: int | None = None
+    phase: str = "call"
+
+
+frames: contextvars.ContextVar[tuple[Frame, ...]] = contextvars.ContextVar("tokenspy_frames", default=())
+sessions: contextvars.ContextVar[tuple[Session, ...]] = contextvars.ContextVar("tokenspy_sessions", default=())
+current_test: contextvars.ContextVar[TestContext | None] = contextvars.ContextVar(
+    "tokenspy_test", default=None
+)
+project: contextvars.ContextVar[str | None] = contextvars.ContextVar("tokenspy_project", default=None)
+# Set while a call is already being recorded by an outer layer (e.g. a LangChain handler around
+# an SDK call), so that one HTTP call makes one record.
+suppressed: contextvars.ContextVar[bool] = contextvars.ContextVar("tokenspy_suppressed", default=False)
+
+
+# Modules whose frames are never "user code" when attributing an unprofiled call.
+_LIBRARY_PREFIXES = (
+    "tokenspy", "openai", "anthropic", "google.genai", "google.generativeai", "google.ai",
+    "httpx", "httpx2", "httpcore", "langchain", "langgraph", "langsmith", "pydantic", "asyncio",
+    "concurrent", "threading", "functools", "contextlib", "contextvars", "typing_extensions",
+    "anyio", "runpy", "_pytest", "pluggy", "importlib",
+)
+_code_cache: dict[CodeType, tuple[str, str, int] | None] = {}
+
+
+def _is_library(module: str) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in _LIBRARY_PREFIXES)
+
+
+def _describe(code: CodeType, module: str) -> tuple[str, str, int] | None:
+    if _is_library(module):
+        return None
+    qual = getattr(code, "co_qualname", code.co_name)
+    name = qual if module in ("__main__", "") else f"{module}.{qual}"
+    return name, code.co_filename, code.co_firstlineno
+
+
+def user_frame(skip: int = 2) -> tuple[str, str, int] | None:
+    """(module.qualname, file, first line) of the nearest frame outside tokenspy and the SDKs."""
+    try:
+        f = sys._getframe(skip)
+    except ValueError:
+        return None
+    while f is not None:
+        code = f.f_code
+        try:
+            hit = _code_cache[code]
+        except KeyError:
+            hit = _code_cache[code] = _describe(code, f.f_globals.get("__name__") or "")
+        if hit is not None:
+            return hit
+        f = f.f_back
+    return None

@@ -1,0 +1,96 @@
+"""The git SHA calls are tagged with: read once, re-read only when HEAD moves."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+_lock = threading.Lock()
+_state: dict[str, object] = {"checked": 0.0, "key": None, "sha": None, "gitdir": None}
+RECHECK_SECONDS = 1.0
+
+
+def _find_gitdir(start: Path) -> Path | None:
+    for d in (start, *start.parents):
+        g = d / ".git"
+        if g.is_dir():
+            return g
+        if g.is_file():  # worktree or submodule: "gitdir: <path>"
+            text = g.read_text(errors="replace").strip()
+            if text.startswith("gitdir:"):
+                return (d / text.split(":", 1)[1].strip()).resolve()
+    return None
+
+
+def _head_key(gitdir: Path) -> tuple:
+    """Cheap fingerprint of where HEAD points (mtimes of HEAD, its ref and packed-refs)."""
+    key: list[object] = []
+    head = gitdir / "HEAD"
+    try:
+        text = head.read_text().strip()
+        key.append(text)
+        if text.startswith("ref:"):
+            ref = text[4:].strip()
+            for base in (gitdir, _common_dir(gitdir)):
+                try:
+                    key.append(os.stat(base / ref).st_mtime_ns)
+                    break
+                except OSError:
+                    continue
+        for base in {gitdir, _common_dir(gitdir)}:
+            try:
+                key.append(os.stat(base / "packed-refs").st_mtime_ns)
+            except OSError:
+                pass
+    except OSError:
+        return ()
+    return tuple(key)
+
+
+def _common_dir(gitdir: Path) -> Path:
+    try:
+        return (gitdir / (gitdir / "commondir").read_text().strip()).resolve()
+    except OSError:
+        return gitdir
+
+
+def _read_sha(start: Path) -> str | None:
+    try:
+        import git  # GitPython, imported only when git tagging is on
+
+        repo = git.Repo(start, search_parent_directories=True)
+        try:
+            return repo.head.commit.hexsha
+        finally:
+            repo.close()
+    except Exception:  # no repo, no commits yet, no git binary: the SHA is just unknown
+        return None
+
+
+def current_sha(cwd: str | os.PathLike[str] | None = None) -> str | None:
+    """Full 40-char SHA of HEAD for the repo around ``cwd`` (default: the process cwd), or None."""
+    now = time.monotonic()
+    if cwd is None and now - float(_state["checked"]) < RECHECK_SECONDS:  # type: ignore[arg-type]
+        return _state["sha"]  # type: ignore[return-value]
+    with _lock:
+        start = Path(cwd or os.getcwd())
+        gitdir = _find_gitdir(start)
+        if gitdir is None:
+            sha = None
+            key: tuple | None = None
+        else:
+            key = (str(gitdir), *_head_key(gitdir))
+            if cwd is None and key == _state["key"]:
+                _state["checked"] = now
+                return _state["sha"]  # type: ignore[return-value]
+            sha = _read_sha(start)
+        if cwd is None:
+            _state.update(checked=now, key=key, sha=sha)
+        return sha
+
+
+def reset_cache() -> None:
+    with _lock:
+        _state.update(checked=0.0, key=None, sha=None)

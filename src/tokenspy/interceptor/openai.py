@@ -1,0 +1,130 @@
+"""OpenAI SDK: chat completions, responses, embeddings, completions (sync and async)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tokenspy import recorder
+from tokenspy.config import config
+from tokenspy.interceptor._patch import Patcher
+from tokenspy.interceptor._stainless import get, install
+from tokenspy.recorder import Pending, Usage
+
+PROVIDER = "openai"
+# URL suffix -> kind; "/chat/completions" is tested before "/completions".
+_ENDPOINTS = (
+    ("/chat/completions", "chat"),
+    ("/responses", "responses"),
+    ("/embeddings", "embeddings"),
+    ("/completions", "completions"),
+)
+
+
+def _kind(url: str) -> str | None:
+    for suffix, kind in _ENDPOINTS:
+        if url.endswith(suffix):
+            return kind
+    return None
+
+
+def usage_of(u: Any) -> Usage:
+    """Usage from an OpenAI ``usage`` object or dict (chat, completions, embeddings, responses)."""
+    prompt = get(u, "prompt_tokens")
+    if prompt is not None:  # chat completions, completions, embeddings
+        details = get(u, "prompt_tokens_details")
+        out_details = get(u, "completion_tokens_details")
+        return Usage(
+            prompt,
+            get(u, "completion_tokens") or 0,
+            get(details, "cached_tokens") or 0,
+            get(details, "cache_write_tokens") or 0,
+            get(out_details, "reasoning_tokens") or 0,
+        )
+    details = get(u, "input_tokens_details")
+    out_details = get(u, "output_tokens_details")
+    return Usage(
+        get(u, "input_tokens") or 0,
+        get(u, "output_tokens") or 0,
+        get(details, "cached_tokens") or 0,
+        get(details, "cache_write_tokens") or 0,
+        get(out_details, "reasoning_tokens") or 0,
+    )
+
+
+class _StreamObserver:
+    __slots__ = ("chunks", "injected", "model", "usage")
+
+    def __init__(self, p: Pending) -> None:
+        self.injected = p.injected
+        self.model: str | None = p.model
+        self.usage: Any = None
+        self.chunks = 0
+
+    def feed(self, chunk: Any) -> bool:
+        u = getattr(chunk, "usage", None)
+        if u is not None:  # chat/completions: the final usage chunk
+            self.usage = u
+            self.model = getattr(chunk, "model", None) or self.model
+            if self.injected and not getattr(chunk, "choices", None):
+                return False
+            return True
+        response = getattr(chunk, "response", None)  # responses API events
+        if response is not None:
+            self.model = getattr(response, "model", None) or self.model
+            ru = getattr(response, "usage", None)
+            if ru is not None:
+                self.usage = ru
+            return True
+        if self.chunks == 0:
+            self.model = getattr(chunk, "model", None) or self.model
+        if getattr(chunk, "choices", None):
+            self.chunks += 1
+        return True
+
+    def result(self) -> tuple[str | None, Usage | None]:
+        if self.usage is not None:
+            return self.model, usage_of(self.usage)
+        # no usage seen (stream cut short): one content chunk is about one output token
+        return self.model, Usage(0, self.chunks)
+
+
+class OpenAIAdapter:
+    provider = PROVIDER
+
+    def start(self, options: Any) -> Pending | None:
+        if options.method != "post":
+            return None
+        kind = _kind(options.url)
+        if kind is None:
+            return None
+        body = options.json_data
+        model = body.get("model") if isinstance(body, dict) else None
+        p = recorder.begin(PROVIDER, model if isinstance(model, str) else None)
+        if p is None:
+            return None
+        if kind in ("chat", "completions") and isinstance(body, dict) and body.get("stream"):
+            so = body.get("stream_options")
+            if config.inject_stream_usage and not (isinstance(so, dict) and so.get("include_usage")):
+                new = options.model_copy() if hasattr(options, "model_copy") else options.copy()
+                new.json_data = {**body, "stream_options": {**(so or {}), "include_usage": True}}
+                p.options = new
+                p.injected = True
+        return p
+
+    def usage(self, obj: Any) -> tuple[str | None, Usage] | None:
+        u = get(obj, "usage")
+        if u is None:
+            return None
+        return get(obj, "model"), usage_of(u)
+
+    def observer(self, p: Pending) -> _StreamObserver:
+        return _StreamObserver(p)
+
+
+def patch(patcher: Patcher) -> bool:
+    try:
+        import openai  # noqa: F401
+    except ImportError:
+        return False
+    install(patcher, "openai", OpenAIAdapter())
+    return True

@@ -1,0 +1,179 @@
+"""The hot path shared by every provider: capture attribution at request time, price and record
+when the usage is known.
+
+``begin`` runs when the SDK request starts (so attribution is that of the caller, even if a
+stream is consumed elsewhere later); ``finish`` runs once when the usage is known. Both are
+kept small: they run on every LLM call.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import NamedTuple
+
+from tokenspy import context, pricing
+from tokenspy.config import config
+from tokenspy.errors import BudgetExceededError, PricingMatrixOutdatedWarning, TokenspyWarning
+from tokenspy.record import CallRecord
+from tokenspy.tracker import get_global_tracker
+
+_perf = time.perf_counter
+_now = time.time
+
+
+class Usage(NamedTuple):
+    """Token counts of one call, with the CallRecord semantics (totals include their parts)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+
+
+class BudgetWarning(UserWarning):
+    """A ``@profile(budget_usd=...)`` invocation spent more than its budget (on_exceeded="warn")."""
+
+
+class Pending:
+    """One call in flight: who made it, when, and (once known) what it used."""
+
+    __slots__ = (
+        "done", "frames", "injected", "model", "options", "provider", "sessions", "stream", "t0", "test",
+        "ts", "user",
+    )
+
+    def __init__(self, provider: str, model: str | None) -> None:
+        self.provider = provider
+        self.model = model
+        self.frames = context.frames.get()
+        self.sessions = context.sessions.get()
+        self.test = context.current_test.get()
+        # Walking the stack is only needed when no profiled function names the caller.
+        self.user = context.user_frame(3) if not self.frames else None
+        self.t0 = _perf()
+        self.ts = _now()
+        self.done = False
+        self.injected = False
+        self.stream = False
+        self.options = None
+
+
+def begin(provider: str, model: str | None) -> Pending | None:
+    """Start a call; None when recording is suppressed (an outer layer records it)."""
+    if context.suppressed.get():
+        return None
+    return Pending(provider, model)
+
+
+_unpriced_warned: set[str] = set()
+
+
+def _warn_unpriced(model: str, p: Pending) -> None:
+    if model in _unpriced_warned:
+        return
+    _unpriced_warned.add(model)
+    where = p.user or ((p.frames[-1].name, p.frames[-1].source, p.frames[-1].line) if p.frames else None)
+    msg = (
+        f"tokenspy: no price known for model {model!r} ({p.provider}); its tokens are recorded "
+        "with cost 0 and priced=False. Add it under [tool.tokenspy.prices] in pyproject.toml."
+    )
+    if where and where[1]:
+        warnings.warn_explicit(msg, PricingMatrixOutdatedWarning, where[1], where[2] or 0)
+    else:
+        warnings.warn(msg, PricingMatrixOutdatedWarning, stacklevel=4)
+
+
+def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BudgetExceededError | None:
+    """Record the call once. Returns the budget error to raise, if a raising budget is now spent."""
+    if p.done:
+        return None
+    p.done = True
+    duration_ms = (_perf() - p.t0) * 1000.0
+    u = usage or Usage()
+    model = model or p.model or "unknown"
+    price = pricing.lookup(model, p.provider)
+    if price is None:
+        cost = 0.0
+        priced = False
+        _warn_unpriced(model, p)
+    else:
+        cost = price.cost(u.input_tokens, u.output_tokens, u.cached_input_tokens, u.cache_write_tokens,
+                          u.reasoning_tokens, u.cache_write_1h_tokens, p.ts)
+        priced = True
+    frames = p.frames
+    test = p.test
+    if frames:
+        top = frames[-1]
+        name, source, line = top.name, top.source, top.line
+        stack = [f.name for f in frames]
+    elif test is not None and test.source_file is not None:
+        name, source, line = test.test_id, test.source_file, test.source_line
+        stack = [name]
+    elif p.user is not None:
+        name, source, line = p.user
+        stack = [name]
+    else:
+        name, source, line = "<unknown>", None, None
+        stack = []
+    sessions = p.sessions
+    rec = CallRecord(
+        name, model, p.provider, u.input_tokens, u.output_tokens, cost, duration_ms, p.ts,
+        sessions[-1].name if sessions else None,
+        _git_sha() if config.track_git else None,
+        stack, u.cached_input_tokens, u.cache_write_tokens, u.reasoning_tokens, priced,
+        test.test_id if test is not None else None, source, line, config.run_id,
+        context.project.get(),
+    )
+    get_global_tracker().record(rec)
+    for s in sessions:
+        s._add(rec)
+    error = None
+    for f in frames:
+        f.spent += cost
+        if f.budget is not None and f.spent > f.budget and not f.exceeded:
+            f.exceeded = True
+            if f.on_exceeded == "raise":
+                if error is None:
+                    error = BudgetExceededError(f.spent, f.budget)
+                    error.__dict__["_tokenspy_frame"] = f
+            else:
+                warnings.warn(
+                    f"tokenspy: {f.name} spent ${f.spent:.6f}, over its budget of ${f.budget:.6f}",
+                    BudgetWarning, stacklevel=3,
+                )
+    return error
+
+
+def raise_budget(error: BudgetExceededError | None) -> None:
+    """Raise a budget error returned by ``finish`` (marking it as delivered to the user)."""
+    if error is not None:
+        frame = error.__dict__.get("_tokenspy_frame")
+        if frame is not None:
+            frame.raised = True
+        raise error
+
+
+def _git_sha() -> str | None:
+    from tokenspy.gitinfo import current_sha
+
+    return current_sha()
+
+
+_internal_warned = False
+
+
+def internal_error(exc: BaseException) -> None:
+    """A bug or surprise inside tokenspy: say so once, never disturb the user's call."""
+    global _internal_warned
+    if _internal_warned:
+        return
+    _internal_warned = True
+    warnings.warn(
+        f"tokenspy: internal error while recording an LLM call ({type(exc).__name__}: {exc}); "
+        "the call's result is returned unchanged. Further errors of this kind are not reported.",
+        TokenspyWarning,
+        stacklevel=3,
+    )

@@ -1,0 +1,411 @@
+"""SQLite persistence: versioned schema, a batched background writer, read-only readers.
+
+Writes never happen on the caller's thread: ``Store.add`` appends to a deque and a writer thread
+inserts in batches (one transaction each), so an intercepted call pays well under a microsecond
+for persistence. Several processes may write one file at once (WAL, busy timeout, BEGIN
+IMMEDIATE). Readers open the file so that it is never written or created (see ``open_readonly``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import json
+import os
+import sqlite3
+import threading
+import uuid
+import warnings
+import weakref
+from collections import deque
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+from tokenspy.errors import TokenspyWarning
+from tokenspy.record import CallRecord
+
+SCHEMA_VERSION = 2
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+# Columns of seed 003 first (the original tool's table), then ours. Order matters: it is the
+# INSERT order of ``_row``.
+SEED_COLUMNS = (
+    "function_name", "call_stack", "model", "provider", "input_tokens", "output_tokens", "cost_usd",
+    "duration_ms", "timestamp", "session_id", "git_commit",
+)
+EXTRA_COLUMNS: dict[str, str] = {
+    "cached_input_tokens": "INTEGER NOT NULL DEFAULT 0",
+    "cache_write_tokens": "INTEGER NOT NULL DEFAULT 0",
+    "reasoning_tokens": "INTEGER NOT NULL DEFAULT 0",
+    "priced": "INTEGER NOT NULL DEFAULT 1",
+    "test_id": "TEXT",
+    "source_file": "TEXT",
+    "source_line": "INTEGER",
+    "run_id": "TEXT",
+    "project": "TEXT",
+    # process-unique id of the row: makes `tokenspy combine` idempotent
+    "call_uid": "TEXT",
+}
+COLUMNS = SEED_COLUMNS + tuple(EXTRA_COLUMNS)
+
+_CREATE = """
+CREATE TABLE IF NOT EXISTS llm_calls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    function_name TEXT,
+    call_stack TEXT,
+    model TEXT,
+    provider TEXT,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    cost_usd REAL,
+    duration_ms REAL,
+    timestamp REAL,
+    session_id TEXT,
+    git_commit TEXT
+)
+"""
+_INDEXES = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS llm_calls_uid ON llm_calls(call_uid)",
+    "CREATE INDEX IF NOT EXISTS llm_calls_commit ON llm_calls(git_commit)",
+    "CREATE INDEX IF NOT EXISTS llm_calls_run ON llm_calls(run_id)",
+    "CREATE INDEX IF NOT EXISTS llm_calls_project_ts ON llm_calls(project, timestamp)",
+)
+_INSERT = (
+    f"INSERT OR IGNORE INTO llm_calls ({', '.join(COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in COLUMNS)})"
+)
+
+
+class DBError(Exception):
+    """A database path that cannot be used; the message is one line naming the path."""
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def _columns(conn: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in conn.execute("PRAGMA table_info(llm_calls)")}
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring the schema to SCHEMA_VERSION. Call inside a write transaction."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version >= SCHEMA_VERSION:
+        return
+    conn.execute(_CREATE)
+    have = _columns(conn)
+    for name, decl in EXTRA_COLUMNS.items():
+        if name not in have:
+            conn.execute(f"ALTER TABLE llm_calls ADD COLUMN {name} {decl}")
+    for stmt in _INDEXES:
+        conn.execute(stmt)
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS budget_windows ("
+        " project TEXT NOT NULL, started_at REAL NOT NULL)"
+    )
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _create_private(path: Path) -> None:
+    """Create the DB file (and its directory) readable by the owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+
+
+def open_writable(path: str | os.PathLike[str], timeout: float = 10.0) -> sqlite3.Connection:
+    """Open (creating 0600 if needed) a DB for writing, migrated to the current schema."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        _create_private(p)
+    conn = sqlite3.connect(str(p), timeout=timeout, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        with transaction(conn):
+            _migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE … COMMIT: takes the write lock up front so concurrent writers queue."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def check_db_path(path: str | os.PathLike[str]) -> Path:
+    """Validate a DB path for reading; raise DBError naming it."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DBError(f"{p}: no such database file")
+    if not p.is_file():
+        raise DBError(f"{p}: not a file")
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise DBError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    if head != SQLITE_MAGIC:
+        raise DBError(f"{p}: not a SQLite database")
+    return p
+
+
+def open_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """Open an existing tokenspy DB without ever writing or creating a file.
+
+    A DB with no live writer (no -wal/-journal beside it) is opened ``immutable``: SQLite then
+    takes no locks and creates no -shm file. With a writer present, ``mode=ro`` reads the WAL.
+    """
+    p = check_db_path(path)
+    live = any(Path(str(p) + sfx).exists() for sfx in ("-wal", "-journal"))
+    uri = p.resolve().as_uri() + ("?mode=ro" if live else "?mode=ro&immutable=1")
+    try:
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as exc:
+        raise DBError(f"{p}: unreadable SQLite database ({exc})") from None
+    if "llm_calls" not in names:
+        conn.close()
+        raise DBError(f"{p}: no llm_calls table (not a tokenspy database)")
+    return conn
+
+
+def columns_of(conn: sqlite3.Connection) -> set[str]:
+    return _columns(conn)
+
+
+def select_expr(conn: sqlite3.Connection, column: str, default: str = "NULL") -> str:
+    """``column`` if the (possibly older-schema) table has it, else a literal default."""
+    return column if column in _columns(conn) else default
+
+
+def _record_from_row(row: sqlite3.Row) -> CallRecord:
+    keys = row.keys()
+
+    def get(name: str, default=None):
+        return row[name] if name in keys and row[name] is not None else default
+
+    stack_raw = get("call_stack")
+    try:
+        stack = json.loads(stack_raw) if stack_raw else []
+    except ValueError:
+        stack = [str(stack_raw)]
+    return CallRecord(
+        function_name=get("function_name", "<unknown>"),
+        model=get("model", ""),
+        provider=get("provider", "unknown"),
+        input_tokens=int(get("input_tokens", 0)),
+        output_tokens=int(get("output_tokens", 0)),
+        cost_usd=float(get("cost_usd", 0.0)),
+        duration_ms=float(get("duration_ms", 0.0)),
+        timestamp=float(get("timestamp", 0.0)),
+        session_id=get("session_id"),
+        git_commit=get("git_commit"),
+        call_stack=list(stack) if isinstance(stack, list) else [str(stack)],
+        cached_input_tokens=int(get("cached_input_tokens", 0)),
+        cache_write_tokens=int(get("cache_write_tokens", 0)),
+        reasoning_tokens=int(get("reasoning_tokens", 0)),
+        priced=bool(get("priced", 1)),
+        test_id=get("test_id"),
+        source_file=get("source_file"),
+        source_line=get("source_line"),
+        run_id=get("run_id"),
+        project=get("project"),
+    )
+
+
+def load_records(
+    path: str | os.PathLike[str], limit: int | None = None, newest_first: bool = False
+) -> list[CallRecord]:
+    """Records of a DB (oldest first, or newest first with a limit)."""
+    with closing(open_readonly(path)) as conn:
+        conn.row_factory = sqlite3.Row
+        sql = "SELECT * FROM llm_calls ORDER BY id" + (" DESC" if newest_first else "")
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_record_from_row(r) for r in conn.execute(sql)]
+
+
+# --------------------------------------------------------------------------- writing
+
+_PROCESS_UID = uuid.uuid4().hex[:16]
+_seq = itertools.count()
+_stack_json: dict[tuple[str, ...], str] = {}
+
+
+def _row(rec: CallRecord, uid: str) -> tuple:
+    stack = tuple(rec.call_stack)
+    try:
+        stack_json = _stack_json[stack]
+    except KeyError:
+        stack_json = _stack_json[stack] = json.dumps(list(stack))
+    return (
+        rec.function_name, stack_json, rec.model, rec.provider, rec.input_tokens, rec.output_tokens,
+        rec.cost_usd, rec.duration_ms, rec.timestamp, rec.session_id, rec.git_commit,
+        rec.cached_input_tokens, rec.cache_write_tokens, rec.reasoning_tokens, int(rec.priced),
+        rec.test_id, rec.source_file, rec.source_line, rec.run_id, rec.project, uid,
+    )
+
+
+def write_records(path: str | os.PathLike[str], records: Iterable[CallRecord]) -> int:
+    """Synchronously insert records (one transaction); returns how many were written."""
+    conn = open_writable(path)
+    try:
+        rows = [_row(r, f"{_PROCESS_UID}-{next(_seq)}") for r in records]
+        with transaction(conn):
+            conn.executemany(_INSERT, rows)
+        return len(rows)
+    finally:
+        conn.close()
+
+
+_live_stores: weakref.WeakSet[Store] = weakref.WeakSet()
+_RETRYABLE = ("locked", "busy")
+MAX_PENDING = 1_000_000  # beyond this, a DB that stays locked costs records, not memory
+
+
+class Store:
+    """A DB file fed by a background writer thread."""
+
+    interval = 0.05  # seconds between batches when idle
+    wake_at = 4096  # queued records that wake the writer early
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).expanduser()
+        self._queue: deque[CallRecord] = deque()
+        self._lock = threading.Lock()  # serializes use of the connection
+        self._wake = threading.Event()
+        self._conn: sqlite3.Connection | None = None
+        self._thread: threading.Thread | None = None
+        self._broken = False
+        self._warned: set[str] = set()
+        _live_stores.add(self)
+
+    # hot path -----------------------------------------------------------------
+    def add(self, rec: CallRecord) -> None:
+        q = self._queue
+        q.append(rec)
+        if self._thread is None:
+            self._start()
+        elif len(q) >= self.wake_at:
+            self._wake.set()
+
+    # writer ---------------------------------------------------------------------
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                t = threading.Thread(target=self._run, name="tokenspy-writer", daemon=True)
+                self._thread = t
+                t.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._queue:
+                self.flush()
+
+    def _warn(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, TokenspyWarning, stacklevel=2)
+
+    def flush(self) -> None:
+        """Write everything queued so far. Never raises: problems warn once."""
+        with self._lock:
+            q = self._queue
+            if not q:
+                return
+            if self._broken:
+                q.clear()
+                return
+            batch: list[CallRecord] = []
+            pop = q.popleft
+            try:
+                while True:
+                    batch.append(pop())
+            except IndexError:
+                pass
+            try:
+                if self._conn is None:
+                    self._conn = open_writable(self.path)
+                rows = [_row(r, f"{_PROCESS_UID}-{next(_seq)}") for r in batch]
+                with transaction(self._conn):
+                    self._conn.executemany(_INSERT, rows)
+            except (sqlite3.Error, OSError) as exc:
+                text = str(exc)
+                if isinstance(exc, sqlite3.OperationalError) and any(w in text for w in _RETRYABLE):
+                    if len(q) + len(batch) <= MAX_PENDING:
+                        q.extendleft(reversed(batch))
+                    self._warn("locked", f"tokenspy: {self.path} is locked ({text}); will retry")
+                else:
+                    self._broken = True
+                    q.clear()
+                    self._close_conn()
+                    self._warn(
+                        "broken",
+                        f"tokenspy: cannot write to {self.path} ({text}); "
+                        "calls are kept in memory only",
+                    )
+
+    def _close_conn(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+            self._conn = None
+
+    def close(self) -> None:
+        self.flush()
+        with self._lock:
+            self._close_conn()
+
+    def _after_fork(self) -> None:
+        # The parent's connection and writer thread do not exist in a forked child.
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._conn = None
+        self._thread = None
+        self._queue = deque()
+
+
+def flush_all() -> None:
+    for store in list(_live_stores):
+        store.flush()
+
+
+def _close_all() -> None:
+    for store in list(_live_stores):
+        try:
+            store.close()
+        except Exception:
+            pass
+
+
+def _reinit_after_fork() -> None:
+    global _PROCESS_UID, _seq
+    _PROCESS_UID = uuid.uuid4().hex[:16]
+    _seq = itertools.count()
+    for store in list(_live_stores):
+        store._after_fork()
+
+
+atexit.register(_close_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)
