@@ -133,3 +133,31 @@ def openai_clients(wire: Wire) -> tuple[Any, Any]:
     aio = openai.AsyncOpenAI(api_key="sk-test", base_url="https://api.openai.test/v1",
                              http_client=httpx2.AsyncClient(transport=transport), max_retries=0)
     return sync, aio
+
+
+def anthropic_clients(wire: Wire) -> tuple[Any, Any]:
+    """A real ``anthropic.Anthropic`` and ``anthropic.AsyncAnthropic`` talking to ``wire``."""
+    import anthropic
+
+    transport = httpx2.MockTransport(wire)
+    sync = anthropic.Anthropic(api_key="sk-ant-test", base_url="https://api.anthropic.test",
+                               http_client=httpx2.Client(transport=transport), max_retries=0)
+    aio = anthropic.AsyncAnthropic(api_key="sk-ant-test", base_url="https://api.anthropic.test",
+                                   http_client=httpx2.AsyncClient(transport=transport), max_retries=0)
+    return sync, aio
+
+
+def google_client(wire: Wire) -> Any:
+    """A real ``google.genai.Client`` (``.aio`` for async) talking to ``wire``."""
+    from google import genai
+    from google.genai import types
+
+    transport = httpx2.MockTransport(wire)
+    return genai.Client(
+        api_key="g-test",
+        http_options=types.HttpOptions(
+            base_url="https://generativelanguage.test/",
+            httpx_client=httpx2.Client(transport=transport),
+            httpx_async_client=httpx2.AsyncClient(transport=transport),
+        ),
+    )

@@ -196,6 +196,7 @@ class _Overrides:
 _overrides: _Overrides | None = None
 _known_ids: frozenset[str] | None = None
 _pricing_table: dict[str, tuple[float, float]] | None = None
+_exact_index: dict[str, tuple[Provider, ModelInfo]] | None = None
 
 
 def _data() -> DataSnapshot:
@@ -453,45 +454,78 @@ def _candidate_names(snap: DataSnapshot, name: str, hint: str | None) -> list[tu
 
 
 def _find(snap: DataSnapshot, candidates: list[tuple[str, str | None]]) -> tuple[Provider, ModelInfo] | None:
-    # With a provider prefix there are two readings of the name; one that hits a model id
-    # exactly beats a pattern match, so "anthropic/claude-haiku-4.5:batch" (an OpenRouter id)
-    # is not priced as plain claude-haiku-4-5, while "openai/gpt-4o" still means gpt-4o.
-    first = None
-    for name, hint in candidates:
-        found = _find_one(snap, name, hint)
-        if found is not None:
-            if len(candidates) == 1 or found[1].id.lower() == name:
-                return found
-            first = first or found
-    return first
+    if len(candidates) == 1:
+        return _find_one(snap, *candidates[0])
+    # A provider prefix gives two readings of the name; one that is exactly a model id beats a
+    # pattern match, so "anthropic/claude-haiku-4.5:batch" (an OpenRouter id) is not priced as
+    # plain claude-haiku-4-5, while "openai/gpt-4o" still means OpenAI's gpt-4o.
+    results = [(name, _find_one(snap, name, hint)) for name, hint in candidates]
+    for name, found in results:
+        if found is not None and found[1].id.lower() == name:
+            return found
+    for name, _ in results:
+        exact = _exact_ids(snap).get(name)
+        if exact is not None:
+            return exact
+    return next((found for _, found in results if found is not None), None)
 
 
 def _find_one(snap: DataSnapshot, name: str, hint: str | None) -> tuple[Provider, ModelInfo] | None:
-    # Only genai-prices' own match rules are used: no prefix guessing of ours, so gpt-4.1 can
-    # never fall back to gpt-4, nor o3 to o3-mini.
+    """Where genai-prices' own match rules put ``name``; no prefix guessing of ours.
+
+    In turn: the hinted provider, the provider whose model pattern claims the name, a model
+    whose id is exactly the name, the SDK providers tokenspy wraps, then every provider.
+    """
     providers = snap.providers
     by_id = {p.id: p for p in providers}
-    order: list[Provider] = []
+    tried: list[Provider] = []
+
+    def attempt(prov: Provider, fallbacks: bool) -> ModelInfo | None:
+        if any(prov is seen for seen in tried):  # identity: Provider's == compares all models
+            return None
+        tried.append(prov)
+        return prov.find_model(name, all_providers=providers if fallbacks else None)
+
+    claimed: list[Provider] = []
     if hint is not None:
-        order.append(by_id[hint])
+        claimed.append(by_id[hint])
     try:
-        order.append(snap.find_provider(name, None, None))
+        claimed.append(snap.find_provider(name, None, None))
     except LookupError:
         pass
-    order.extend(by_id[pid] for pid in _PREFERRED_PROVIDERS)
-    for i, prov in enumerate(order):
-        if any(prov is seen for seen in order[:i]):  # identity: Provider's == compares all models
-            continue
-        info = prov.find_model(name, all_providers=providers)
+    for prov in claimed:
+        info = attempt(prov, True)
         if info is not None:
             return prov, info
+    exact = _exact_ids(snap).get(name)
+    if exact is not None:
+        return exact
+    for pid in _PREFERRED_PROVIDERS:
+        info = attempt(by_id[pid], True)
+        if info is not None:
+            return by_id[pid], info
     # Last resort, in the data's fixed order, without cross-provider fallbacks so that a model
     # is attributed to the provider that lists it.
     for prov in providers:
-        info = prov.find_model(name)
+        info = attempt(prov, False)
         if info is not None:
             return prov, info
     return None
+
+
+def _exact_ids(snap: DataSnapshot) -> dict[str, tuple[Provider, ModelInfo]]:
+    """Lower-cased model id -> its model; an id listed by several providers goes to the SDK
+    providers tokenspy wraps first (text-embedding-3-small is OpenAI's, not Azure's)."""
+    global _exact_index
+    if _exact_index is None:
+        rank = {pid: i for i, pid in enumerate(_PREFERRED_PROVIDERS)}
+        ordered = sorted(snap.providers, key=lambda p: rank.get(p.id, len(rank)))  # stable
+        index: dict[str, tuple[Provider, ModelInfo]] = {}
+        for prov in ordered:
+            for info in prov.models:
+                index.setdefault(info.id.lower(), (prov, info))
+        _exact_index = index
+    return _exact_index
 
 
 # --------------------------------------------------------------------------------------------

@@ -93,6 +93,8 @@ def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BudgetE
     p.done = True
     duration_ms = (_perf() - p.t0) * 1000.0
     u = usage or Usage()
+    if u.cached_input_tokens + u.cache_write_tokens > u.input_tokens or u.reasoning_tokens > u.output_tokens:
+        u = _consistent(u)
     model = model or p.model or "unknown"
     price = pricing.lookup(model, p.provider)
     if price is None:
@@ -145,6 +147,14 @@ def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BudgetE
                     BudgetWarning, stacklevel=3,
                 )
     return error
+
+
+def _consistent(u: Usage) -> Usage:
+    """Totals never smaller than their parts (a provider that reports parts outside the total)."""
+    return u._replace(
+        input_tokens=max(u.input_tokens, u.cached_input_tokens + u.cache_write_tokens),
+        output_tokens=max(u.output_tokens, u.reasoning_tokens),
+    )
 
 
 def raise_budget(error: BudgetExceededError | None) -> None:

@@ -65,14 +65,12 @@ CREATE TABLE IF NOT EXISTS llm_calls (
     git_commit TEXT
 )
 """
-_INDEXES = (
-    "CREATE UNIQUE INDEX IF NOT EXISTS llm_calls_uid ON llm_calls(call_uid)",
-    "CREATE INDEX IF NOT EXISTS llm_calls_commit ON llm_calls(git_commit)",
-    "CREATE INDEX IF NOT EXISTS llm_calls_run ON llm_calls(run_id)",
-    "CREATE INDEX IF NOT EXISTS llm_calls_project_ts ON llm_calls(project, timestamp)",
-)
+# Each index costs write throughput on the hot table: only compare_commits' filter gets one.
+# (`tokenspy combine` indexes call_uid in the DB it writes; budgets keep their own small table.)
+_INDEXES = ("CREATE INDEX IF NOT EXISTS llm_calls_commit ON llm_calls(git_commit)",)
+UID_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS llm_calls_uid ON llm_calls(call_uid)"
 _INSERT = (
-    f"INSERT OR IGNORE INTO llm_calls ({', '.join(COLUMNS)}) "
+    f"INSERT INTO llm_calls ({', '.join(COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in COLUMNS)})"
 )
 
@@ -276,6 +274,7 @@ def write_records(path: str | os.PathLike[str], records: Iterable[CallRecord]) -
 
 _live_stores: weakref.WeakSet[Store] = weakref.WeakSet()
 _RETRYABLE = ("locked", "busy")
+WRITE_TIMEOUT = 10.0  # seconds a batch waits for another writer's lock before retrying later
 MAX_PENDING = 1_000_000  # beyond this, a DB that stays locked costs records, not memory
 
 
@@ -343,7 +342,7 @@ class Store:
                 pass
             try:
                 if self._conn is None:
-                    self._conn = open_writable(self.path)
+                    self._conn = open_writable(self.path, WRITE_TIMEOUT)
                 rows = [_row(r, f"{_PROCESS_UID}-{next(_seq)}") for r in batch]
                 with transaction(self._conn):
                     self._conn.executemany(_INSERT, rows)

@@ -14,6 +14,9 @@ from tokenspy.interceptor._patch import Patcher
 # provider name -> module implementing ``patch``; order is the order of activation
 PROVIDERS: dict[str, str] = {
     "openai": "tokenspy.interceptor.openai",
+    "anthropic": "tokenspy.interceptor.anthropic",
+    "google": "tokenspy.interceptor.google_genai",
+    "google_legacy": "tokenspy.interceptor.google_legacy",
 }
 
 _lock = threading.RLock()

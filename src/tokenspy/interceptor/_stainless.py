@@ -77,6 +77,9 @@ def _handle(p: Pending, result: Any, adapter: Adapter, kinds: Kinds) -> Any:
     if isinstance(result, kinds.streams):
         p.stream = True
         result.__dict__[_ATTR] = (p, adapter)
+        # made now, not on first read: anthropic iterates a copy() of the stream, which must
+        # share the observer with the original that the user closes
+        _new_observer(result, (p, adapter))
         return None
     if isinstance(result, kinds.responses):
         result.__dict__[_ATTR] = (p, adapter, kinds)
@@ -179,7 +182,7 @@ def _sync_stream(orig: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[A
             yield from inner
             return
         p = link[0]
-        obs = _new_observer(self, link)
+        obs = self.__dict__.get(_OBS) or _new_observer(self, link)
         error = None
         try:
             for chunk in inner:
@@ -205,7 +208,7 @@ def _async_stream(orig: Callable[..., AsyncIterator[Any]]) -> Callable[..., Asyn
                 yield chunk
             return
         p = link[0]
-        obs = _new_observer(self, link)
+        obs = self.__dict__.get(_OBS) or _new_observer(self, link)
         error = None
         try:
             async for chunk in inner:

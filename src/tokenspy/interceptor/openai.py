@@ -7,7 +7,7 @@ from typing import Any
 from tokenspy import recorder
 from tokenspy.config import config
 from tokenspy.interceptor._patch import Patcher
-from tokenspy.interceptor._stainless import get, install
+from tokenspy.interceptor._stainless import install
 from tokenspy.recorder import Pending, Usage
 
 PROVIDER = "openai"
@@ -20,35 +20,58 @@ _ENDPOINTS = (
 )
 
 
+_kind_cache: dict[str, str | None] = {}
+
+
 def _kind(url: str) -> str | None:
-    for suffix, kind in _ENDPOINTS:
-        if url.endswith(suffix):
-            return kind
-    return None
+    try:
+        return _kind_cache[url]
+    except KeyError:
+        pass
+    kind = next((k for suffix, k in _ENDPOINTS if url.endswith(suffix)), None)
+    if len(_kind_cache) < 4096:  # URLs with ids in them must not grow this forever
+        _kind_cache[url] = kind
+    return kind
 
 
 def usage_of(u: Any) -> Usage:
     """Usage from an OpenAI ``usage`` object or dict (chat, completions, embeddings, responses)."""
-    prompt = get(u, "prompt_tokens")
+    if isinstance(u, dict):
+        return _usage_of_dict(u)
+    # attribute access on the SDK's models: the hot path
+    prompt = getattr(u, "prompt_tokens", None)
     if prompt is not None:  # chat completions, completions, embeddings
-        details = get(u, "prompt_tokens_details")
-        out_details = get(u, "completion_tokens_details")
+        details = getattr(u, "prompt_tokens_details", None)
+        out_details = getattr(u, "completion_tokens_details", None)
         return Usage(
             prompt,
-            get(u, "completion_tokens") or 0,
-            get(details, "cached_tokens") or 0,
-            get(details, "cache_write_tokens") or 0,
-            get(out_details, "reasoning_tokens") or 0,
+            getattr(u, "completion_tokens", 0) or 0,
+            (getattr(details, "cached_tokens", 0) or 0) if details is not None else 0,
+            (getattr(details, "cache_write_tokens", 0) or 0) if details is not None else 0,
+            (getattr(out_details, "reasoning_tokens", 0) or 0) if out_details is not None else 0,
         )
-    details = get(u, "input_tokens_details")
-    out_details = get(u, "output_tokens_details")
+    details = getattr(u, "input_tokens_details", None)
+    out_details = getattr(u, "output_tokens_details", None)
     return Usage(
-        get(u, "input_tokens") or 0,
-        get(u, "output_tokens") or 0,
-        get(details, "cached_tokens") or 0,
-        get(details, "cache_write_tokens") or 0,
-        get(out_details, "reasoning_tokens") or 0,
+        getattr(u, "input_tokens", 0) or 0,
+        getattr(u, "output_tokens", 0) or 0,
+        (getattr(details, "cached_tokens", 0) or 0) if details is not None else 0,
+        (getattr(details, "cache_write_tokens", 0) or 0) if details is not None else 0,
+        (getattr(out_details, "reasoning_tokens", 0) or 0) if out_details is not None else 0,
     )
+
+
+def _usage_of_dict(u: dict[str, Any]) -> Usage:
+    prompt = u.get("prompt_tokens")
+    if prompt is not None:
+        details = u.get("prompt_tokens_details") or {}
+        out_details = u.get("completion_tokens_details") or {}
+        return Usage(prompt, u.get("completion_tokens") or 0, details.get("cached_tokens") or 0,
+                     details.get("cache_write_tokens") or 0, out_details.get("reasoning_tokens") or 0)
+    details = u.get("input_tokens_details") or {}
+    out_details = u.get("output_tokens_details") or {}
+    return Usage(u.get("input_tokens") or 0, u.get("output_tokens") or 0, details.get("cached_tokens") or 0,
+                 details.get("cache_write_tokens") or 0, out_details.get("reasoning_tokens") or 0)
 
 
 class _StreamObserver:
@@ -112,10 +135,13 @@ class OpenAIAdapter:
         return p
 
     def usage(self, obj: Any) -> tuple[str | None, Usage] | None:
-        u = get(obj, "usage")
+        if isinstance(obj, dict):
+            u = obj.get("usage")
+            return None if u is None else (obj.get("model"), _usage_of_dict(u))
+        u = getattr(obj, "usage", None)
         if u is None:
             return None
-        return get(obj, "model"), usage_of(u)
+        return getattr(obj, "model", None), usage_of(u)
 
     def observer(self, p: Pending) -> _StreamObserver:
         return _StreamObserver(p)
