@@ -12,9 +12,11 @@ import contextvars
 import sys
 from dataclasses import dataclass
 from types import CodeType
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from tokenspy.record import CallRecord
     from tokenspy.session import Session
 
 
@@ -49,6 +51,11 @@ frames: contextvars.ContextVar[tuple[Frame, ...]] = contextvars.ContextVar("toke
 sessions: contextvars.ContextVar[tuple[Session, ...]] = contextvars.ContextVar("tokenspy_sessions", default=())
 current_test: contextvars.ContextVar[TestContext | None] = contextvars.ContextVar(
     "tokenspy_test", default=None
+)
+# Callables that also receive each CallRecord made in this context (track_costs' accounting).
+# A collector may return an exception to raise to the caller (e.g. a budget now exceeded).
+collectors: contextvars.ContextVar[tuple[Callable[[CallRecord], BaseException | None], ...]] = (
+    contextvars.ContextVar("tokenspy_collectors", default=())
 )
 project: contextvars.ContextVar[str | None] = contextvars.ContextVar("tokenspy_project", default=None)
 # Set while a call is already being recorded by an outer layer (e.g. a LangChain handler around

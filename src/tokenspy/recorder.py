@@ -41,8 +41,8 @@ class Pending:
     """One call in flight: who made it, when, and (once known) what it used."""
 
     __slots__ = (
-        "done", "frames", "injected", "model", "options", "provider", "sessions", "stream", "t0", "test",
-        "ts", "user",
+        "collectors", "done", "frames", "injected", "model", "options", "provider", "sessions", "stream",
+        "t0", "test", "ts", "user",
     )
 
     def __init__(self, provider: str, model: str | None) -> None:
@@ -51,6 +51,7 @@ class Pending:
         self.frames = context.frames.get()
         self.sessions = context.sessions.get()
         self.test = context.current_test.get()
+        self.collectors = context.collectors.get()
         # Walking the stack is only needed when no profiled function names the caller.
         self.user = context.user_frame(3) if not self.frames else None
         self.t0 = _perf()
@@ -86,7 +87,7 @@ def _warn_unpriced(model: str, p: Pending) -> None:
         warnings.warn(msg, PricingMatrixOutdatedWarning, stacklevel=4)
 
 
-def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BudgetExceededError | None:
+def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BaseException | None:
     """Record the call once. Returns the budget error to raise, if a raising budget is now spent."""
     if p.done:
         return None
@@ -132,7 +133,15 @@ def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BudgetE
     get_global_tracker().record(rec)
     for s in sessions:
         s._add(rec)
-    error = None
+    error: BaseException | None = None
+    for collect in p.collectors:
+        try:
+            found = collect(rec)
+        except Exception as exc:  # a collector's bug must not lose the record or break the call
+            internal_error(exc)
+            found = None
+        if found is not None and error is None:
+            error = found
     for f in frames:
         f.spent += cost
         if f.budget is not None and f.spent > f.budget and not f.exceeded:
@@ -157,7 +166,7 @@ def _consistent(u: Usage) -> Usage:
     )
 
 
-def raise_budget(error: BudgetExceededError | None) -> None:
+def raise_budget(error: BaseException | None) -> None:
     """Raise a budget error returned by ``finish`` (marking it as delivered to the user)."""
     if error is not None:
         frame = error.__dict__.get("_tokenspy_frame")
