@@ -49,7 +49,7 @@ def bench_stubbed(n: int = 200_000) -> None:
     def stub(self, cast_to, options, **kwargs):
         return completion
 
-    from openai import _streaming, _response
+    from openai import _response, _streaming
 
     kinds = Kinds((_streaming.Stream, _streaming.AsyncStream), (_response.BaseAPIResponse,))
     wrapped = _sync_request(stub, OpenAIAdapter(), kinds)

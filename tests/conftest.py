@@ -8,9 +8,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/wire.py and friends
 
-from tokenspy import context, interceptor  # noqa: E402
-from tokenspy.config import config  # noqa: E402
-from tokenspy.tracker import Tracker, get_global_tracker, set_global_tracker  # noqa: E402
+from tokenspy import context, interceptor
+from tokenspy.config import config
+from tokenspy.tracker import Tracker, get_global_tracker, set_global_tracker
 
 
 @pytest.fixture(autouse=True)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import contextvars
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import CodeType
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tokenspy.record import CallRecord
@@ -63,10 +63,35 @@ project: contextvars.ContextVar[str | None] = contextvars.ContextVar("tokenspy_p
 suppressed: contextvars.ContextVar[bool] = contextvars.ContextVar("tokenspy_suppressed", default=False)
 
 
+class OuterCall:
+    """A call begun by a layer above the SDKs (the LangChain handler) that defers to them.
+
+    While it is ``open`` and on ``outer_calls``, an SDK call that begins underneath is the one
+    recorded (one record per HTTP call): ``recorder.begin`` sets ``inner``, so that the outer
+    layer skips its own record, and gives the SDK call the outer call's ``tracker`` and ``user``
+    (the caller of the outer layer, e.g. of ``model.invoke``).
+    """
+
+    __slots__ = ("inner", "open", "tracker", "user")
+
+    def __init__(self, tracker: Any = None, user: tuple[str, str, int] | None = None) -> None:
+        self.inner = False
+        self.open = True
+        self.tracker = tracker
+        self.user = user
+
+
+outer_calls: contextvars.ContextVar[tuple[OuterCall, ...]] = contextvars.ContextVar(
+    "tokenspy_outer_calls", default=()
+)
+
+
 # Modules whose frames are never "user code" when attributing an unprofiled call.
 _LIBRARY_PREFIXES = (
     "tokenspy", "openai", "anthropic", "google.genai", "google.generativeai", "google.ai",
     "httpx", "httpx2", "httpcore", "langchain", "langgraph", "langsmith", "pydantic", "asyncio",
+    "langchain_core", "langchain_openai", "langchain_anthropic", "langchain_google_genai",
+    "langchain_google_vertexai", "langchain_community", "langchain_classic", "langgraph_sdk",
     "concurrent", "threading", "functools", "contextlib", "contextvars", "typing_extensions",
     "anyio", "runpy", "_pytest", "pluggy", "importlib",
 )
@@ -82,7 +107,9 @@ def _describe(code: CodeType, module: str) -> tuple[str, str, int] | None:
         return None
     qual = getattr(code, "co_qualname", code.co_name)
     name = qual if module in ("__main__", "") else f"{module}.{qual}"
-    return name, code.co_filename, code.co_firstlineno
+    from tokenspy.gitinfo import repo_relative
+
+    return name, repo_relative(code.co_filename) or code.co_filename, code.co_firstlineno
 
 
 def user_frame(skip: int = 2) -> tuple[str, str, int] | None:

@@ -94,3 +94,39 @@ def current_sha(cwd: str | os.PathLike[str] | None = None) -> str | None:
 def reset_cache() -> None:
     with _lock:
         _state.update(checked=0.0, key=None, sha=None)
+
+
+_root_cache: dict[str, str | None] = {}
+_rel_cache: dict[str, str] = {}
+
+
+def _worktree_root(directory: str) -> str | None:
+    try:
+        return _root_cache[directory]
+    except KeyError:
+        pass
+    d = Path(directory)
+    root = next((str(p) for p in (d, *d.parents) if (p / ".git").exists()), None)
+    _root_cache[directory] = root
+    return root
+
+
+def repo_relative(path: str | None) -> str | None:
+    """``path`` relative to the root of the git work tree holding it (POSIX separators), so that
+    DBs made on different machines agree and CI annotations land on the PR diff; unchanged when
+    the file is in no work tree (or is not a real file, like ``<stdin>``)."""
+    if not path:
+        return path
+    try:
+        return _rel_cache[path]
+    except KeyError:
+        pass
+    result = path
+    if not path.startswith("<"):
+        absolute = os.path.abspath(path)
+        root = _worktree_root(os.path.dirname(absolute))
+        if root is not None:
+            result = Path(os.path.relpath(absolute, root)).as_posix()
+    if len(_rel_cache) < 65536:
+        _rel_cache[path] = result
+    return result

@@ -20,15 +20,17 @@ def _source_of(fn: Callable[..., Any]) -> tuple[str | None, int | None]:
     code = getattr(inspect.unwrap(fn), "__code__", None)
     if code is None:
         return None, None
-    return os.path.abspath(code.co_filename), code.co_firstlineno
+    from tokenspy.gitinfo import repo_relative
+
+    return repo_relative(os.path.abspath(code.co_filename)), code.co_firstlineno
 
 
 def _check(frame: Frame) -> None:
     """At the end of an invocation, raise if a raising budget was spent but not yet raised."""
-    if frame.on_exceeded == "raise" and frame.budget is not None and frame.spent > frame.budget:
-        if not frame.raised:
-            frame.raised = True
-            raise BudgetExceededError(frame.spent, frame.budget)
+    over = frame.budget is not None and frame.spent > frame.budget
+    if over and frame.on_exceeded == "raise" and not frame.raised:
+        frame.raised = True
+        raise BudgetExceededError(frame.spent, frame.budget)
 
 
 def _wrap(fn: Callable[..., Any], budget: float | None, on_exceeded: OnExceeded) -> Callable[..., Any]:

@@ -42,7 +42,7 @@ class Pending:
 
     __slots__ = (
         "collectors", "done", "frames", "injected", "model", "options", "provider", "sessions", "stream",
-        "t0", "test", "ts", "user",
+        "t0", "test", "tracker", "ts", "user",
     )
 
     def __init__(self, provider: str, model: str | None) -> None:
@@ -60,13 +60,23 @@ class Pending:
         self.injected = False
         self.stream = False
         self.options = None
+        self.tracker = None  # None: the global tracker
 
 
 def begin(provider: str, model: str | None) -> Pending | None:
     """Start a call; None when recording is suppressed (an outer layer records it)."""
     if context.suppressed.get():
         return None
-    return Pending(provider, model)
+    p = Pending(provider, model)
+    outer = context.outer_calls.get()
+    if outer:
+        for call in outer:
+            if call.open:  # this call is the outer layer's: it records it, the outer one skips
+                call.inner = True
+                p.tracker = call.tracker
+                if call.user is not None:
+                    p.user = call.user
+    return p
 
 
 _unpriced_warned: set[str] = set()
@@ -130,7 +140,7 @@ def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BaseExc
         test.test_id if test is not None else None, source, line, config.run_id,
         context.project.get(),
     )
-    get_global_tracker().record(rec)
+    (p.tracker if p.tracker is not None else get_global_tracker()).record(rec)
     for s in sessions:
         s._add(rec)
     error: BaseException | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,8 @@ import tokenspy
 from tokenspy.recorder import BudgetWarning
 
 MSG = [{"role": "user", "content": "hi"}]
+# source locations are stored relative to the git work tree root
+HERE = Path(__file__).resolve().relative_to(Path(__file__).resolve().parents[2]).as_posix()
 
 
 def test_nested_profiles_give_call_stack_outermost_first(oai, fresh_tracker):
@@ -31,7 +34,7 @@ def test_nested_profiles_give_call_stack_outermost_first(oai, fresh_tracker):
     assert first.function_name.endswith("outer") and first.call_stack == [first.function_name]
     assert second.function_name.endswith("inner")
     assert [s.rsplit(".", 1)[-1] for s in second.call_stack] == ["outer", "inner"]
-    assert second.source_file == __file__ and second.source_line == inner.__wrapped__.__code__.co_firstlineno
+    assert second.source_file == HERE and second.source_line == inner.__wrapped__.__code__.co_firstlineno
 
 
 def test_sixteen_threads_never_mix_up_their_functions(oai, fresh_tracker):
@@ -163,7 +166,7 @@ def test_unprofiled_call_is_attributed_to_nearest_user_function(oai, fresh_track
     helper_that_calls_the_sdk()
     (rec,) = fresh_tracker.records()
     assert rec.function_name == f"{__name__}.{helper_that_calls_the_sdk.__qualname__}"
-    assert rec.source_file == __file__
+    assert rec.source_file == HERE
     assert rec.function_name != "<unknown>"
 
 

@@ -22,6 +22,8 @@ from tokenspy.record import CallRecord
 from tokenspy.tracker import Tracker
 
 MSG = [{"role": "user", "content": "hi"}]
+# source locations are stored relative to the git work tree root
+HERE = Path(__file__).resolve().relative_to(Path(__file__).resolve().parents[2]).as_posix()
 TESTS = Path(__file__).resolve().parents[1]
 SRC = TESTS.parent / "src"
 
@@ -61,7 +63,7 @@ def test_init_persist_writes_every_call_with_all_fields(persisted, oai):
     assert (row["cached_input_tokens"], row["reasoning_tokens"], row["priced"]) == (1024, 128, 1)
     assert row["cost_usd"] == pytest.approx(0.00472)
     assert row["session_id"] == "s1"
-    assert row["source_file"] == __file__ and row["source_line"] > 0
+    assert row["source_file"] == HERE and row["source_line"] > 0
     assert row["run_id"] and row["call_uid"]
 
 

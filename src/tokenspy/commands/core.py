@@ -59,19 +59,25 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from tokenspy.store import load_records
+    # Aggregated in SQL: the DB's rows never come into Python, whatever its size.
+    from tokenspy.report.data import ReportData
 
-    records = load_records(args.db)
-    if args.format == "text":
+    data = ReportData.from_db(args.db)
+    if args.format == "html":
+        from tokenspy.report.html import render_html
+
+        content, out = render_html(data), Path(args.output or "tokenspy_report.html")
+    else:
         from tokenspy.report.text import render_text
 
-        print(render_text(records))
-        return 0
-    from tokenspy.report.html import render_html
-
-    out = Path(args.output or "tokenspy_report.html")
+        content = render_text(data)
+        if not args.output:
+            print(content)
+            return 0
+        # --output with text writes the text there rather than being silently ignored
+        content, out = content + "\n", Path(args.output)
     try:
-        out.write_text(render_html(records), encoding="utf-8")
+        out.write_text(content, encoding="utf-8")
     except OSError as exc:
         from tokenspy.cli import CLIError
 

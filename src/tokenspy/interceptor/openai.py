@@ -88,9 +88,8 @@ class _StreamObserver:
         if u is not None:  # chat/completions: the final usage chunk
             self.usage = u
             self.model = getattr(chunk, "model", None) or self.model
-            if self.injected and not getattr(chunk, "choices", None):
-                return False
-            return True
+            # the usage-only chunk we asked for is hidden; one the user asked for is not
+            return not (self.injected and not getattr(chunk, "choices", None))
         response = getattr(chunk, "response", None)  # responses API events
         if response is not None:
             self.model = getattr(response, "model", None) or self.model

@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
@@ -198,7 +197,15 @@ class _Acc:
     """Running sums of one group of calls."""
 
     __slots__ = (
-        "cached", "cache_write", "calls", "cost", "duration", "first", "input", "last", "output",
+        "cache_write",
+        "cached",
+        "calls",
+        "cost",
+        "duration",
+        "first",
+        "input",
+        "last",
+        "output",
         "reasoning",
     )
 

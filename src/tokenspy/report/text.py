@@ -100,7 +100,10 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
-        out = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        out = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
         return ("  " + "  ".join(out)).rstrip()
 
     return [line(headers), *(line(r) for r in rows)]
@@ -146,18 +149,29 @@ def _functions(data: ReportData) -> list[str]:
     return ["By function", *_table(headers, rows, right={1, 2, 3, 4, 5})]
 
 
+def model_cost(cost: float, calls: int, unpriced_calls: int) -> str:
+    """The cost of a model's calls, flagged when some (``*``) or all of them had no price."""
+    if unpriced_calls and unpriced_calls == calls:
+        return "unpriced"
+    return format_usd(cost) + ("*" if unpriced_calls else "")
+
+
 def _models(data: ReportData) -> list[str]:
+    t = data.totals
+    # Columns that would be all zeros only widen the table.
+    extra = [(label, attr) for label, attr, total in (
+        ("cached", "cached_input_tokens", t.cached_input_tokens),
+        ("reasoning", "reasoning_tokens", t.reasoning_tokens),
+    ) if total]
     rows = [
         (m.provider, shorten(m.model), f"{m.calls:,}", format_tokens(m.input_tokens),
-         format_tokens(m.output_tokens), format_tokens(m.cached_input_tokens),
-         format_tokens(m.reasoning_tokens),
-         format_usd(m.cost_usd) if not m.unpriced_calls else format_usd(m.cost_usd) + "*",
-         format_share(m.share))
+         format_tokens(m.output_tokens), *(format_tokens(getattr(m, attr)) for _, attr in extra),
+         model_cost(m.cost_usd, m.calls, m.unpriced_calls), format_share(m.share))
         for m in data.models
     ]
-    headers = ("provider", "model", "calls", "input", "output", "cached", "reasoning", "cost", "share")
-    lines = ["By provider and model", *_table(headers, rows, right={2, 3, 4, 5, 6, 7, 8})]
-    if data.unpriced:
+    headers = ("provider", "model", "calls", "input", "output", *(lbl for lbl, _ in extra), "cost", "share")
+    lines = ["By provider and model", *_table(headers, rows, right=set(range(2, len(headers))))]
+    if any(0 < m.unpriced_calls < m.calls for m in data.models):
         lines.append("  * some calls of this model had no known price and count as $0")
     return lines
 
