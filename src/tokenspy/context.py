@@ -58,6 +58,10 @@ collectors: contextvars.ContextVar[tuple[Callable[[CallRecord], BaseException | 
     contextvars.ContextVar("tokenspy_collectors", default=())
 )
 project: contextvars.ContextVar[str | None] = contextvars.ContextVar("tokenspy_project", default=None)
+# The model to record (and price) calls as, whatever the SDK reports (``track_costs(model=...)``).
+model_override: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "tokenspy_model_override", default=None
+)
 # Set while a call is already being recorded by an outer layer (e.g. a LangChain handler around
 # an SDK call), so that one HTTP call makes one record.
 suppressed: contextvars.ContextVar[bool] = contextvars.ContextVar("tokenspy_suppressed", default=False)

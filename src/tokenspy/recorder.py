@@ -8,6 +8,7 @@ kept small: they run on every LLM call.
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from typing import NamedTuple
@@ -41,8 +42,8 @@ class Pending:
     """One call in flight: who made it, when, and (once known) what it used."""
 
     __slots__ = (
-        "collectors", "done", "frames", "injected", "model", "options", "provider", "sessions", "stream",
-        "t0", "test", "tracker", "ts", "user",
+        "collectors", "done", "frames", "injected", "model", "options", "override", "project", "provider",
+        "sessions", "stream", "t0", "test", "tracker", "ts", "user",
     )
 
     def __init__(self, provider: str, model: str | None) -> None:
@@ -52,6 +53,9 @@ class Pending:
         self.sessions = context.sessions.get()
         self.test = context.current_test.get()
         self.collectors = context.collectors.get()
+        # captured now: a stream may end (and be recorded) after the caller's context is gone
+        self.project = context.project.get()
+        self.override = context.model_override.get()  # track_costs(model=...)
         # Walking the stack is only needed when no profiled function names the caller.
         self.user = context.user_frame(3) if not self.frames else None
         self.t0 = _perf()
@@ -86,11 +90,21 @@ def _warn_unpriced(model: str, p: Pending) -> None:
     if model in _unpriced_warned:
         return
     _unpriced_warned.add(model)
-    where = p.user or ((p.frames[-1].name, p.frames[-1].source, p.frames[-1].line) if p.frames else None)
     msg = (
         f"tokenspy: no price known for model {model!r} ({p.provider}); its tokens are recorded "
         "with cost 0 and priced=False. Add it under [tool.tokenspy.prices] in pyproject.toml."
     )
+    # Point at the line of user code that made (or is reading) the call: the nearest live frame
+    # outside tokenspy and the SDKs, with its current line.
+    f = sys._getframe(0)  # stacklevel 1
+    level = 1
+    while f is not None:
+        if not context._is_library(f.f_globals.get("__name__") or ""):
+            warnings.warn(msg, PricingMatrixOutdatedWarning, stacklevel=level)
+            return
+        f = f.f_back
+        level += 1
+    where = p.user or ((p.frames[-1].name, p.frames[-1].source, p.frames[-1].line) if p.frames else None)
     if where and where[1]:
         warnings.warn_explicit(msg, PricingMatrixOutdatedWarning, where[1], where[2] or 0)
     else:
@@ -106,7 +120,7 @@ def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BaseExc
     u = usage or Usage()
     if u.cached_input_tokens + u.cache_write_tokens > u.input_tokens or u.reasoning_tokens > u.output_tokens:
         u = _consistent(u)
-    model = model or p.model or "unknown"
+    model = p.override or model or p.model or "unknown"
     price = pricing.lookup(model, p.provider)
     if price is None:
         cost = 0.0
@@ -122,15 +136,19 @@ def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BaseExc
         top = frames[-1]
         name, source, line = top.name, top.source, top.line
         stack = [f.name for f in frames]
-    elif test is not None and test.source_file is not None:
-        name, source, line = test.test_id, test.source_file, test.source_line
-        stack = [name]
-    elif p.user is not None:
-        name, source, line = p.user
-        stack = [name]
     else:
-        name, source, line = "<unknown>", None, None
-        stack = []
+        user = p.user
+        if user is not None:
+            name, source, line = user
+        else:
+            name, source, line = (test.test_id if test is not None else "<unknown>"), None, None
+        if test is not None:
+            # per-test data points at the test, whatever helper or fixture made the call
+            if test.source_file is not None:
+                source, line = test.source_file, test.source_line
+            stack = [name] if test.phase == "call" else [f"<{test.phase}>", name]
+        else:
+            stack = [name]
     sessions = p.sessions
     rec = CallRecord(
         name, model, p.provider, u.input_tokens, u.output_tokens, cost, duration_ms, p.ts,
@@ -138,7 +156,7 @@ def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BaseExc
         _git_sha() if config.track_git else None,
         stack, u.cached_input_tokens, u.cache_write_tokens, u.reasoning_tokens, priced,
         test.test_id if test is not None else None, source, line, config.run_id,
-        context.project.get(),
+        p.project,
     )
     (p.tracker if p.tracker is not None else get_global_tracker()).record(rec)
     for s in sessions:

@@ -25,7 +25,7 @@ from pathlib import Path
 from tokenspy.errors import TokenspyWarning
 from tokenspy.record import CallRecord
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # Columns of seed 003 first (the original tool's table), then ours. Order matters: it is the
@@ -101,6 +101,16 @@ def _migrate(conn: sqlite3.Connection) -> None:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS budget_windows ("
         " project TEXT NOT NULL, started_at REAL NOT NULL)"
+    )
+    # v3: track_costs' running spend per project and window (tokenspy.toll); budgets read these
+    # few rows, never llm_calls
+    conn.execute("CREATE INDEX IF NOT EXISTS budget_windows_project ON budget_windows(project, started_at)")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS budget_spend ("
+        " project TEXT NOT NULL, period TEXT NOT NULL, window_start REAL NOT NULL,"
+        " spent_usd REAL NOT NULL DEFAULT 0, calls INTEGER NOT NULL DEFAULT 0,"
+        " tokens INTEGER NOT NULL DEFAULT 0, updated_at REAL,"
+        " PRIMARY KEY (project, period, window_start)) WITHOUT ROWID"
     )
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 

@@ -48,14 +48,9 @@ class Rates:
         return (fresh * self.input + cached * self.cached + cache_write * self.cache_write
                 + plain_out * self.output + reasoning * self.reasoning + calls * self.per_call)
 
-    def signature(self) -> tuple[float, ...]:
-        # Rounded so that float noise of the probes does not look like a tier boundary.
-        return tuple(float(f"{v:.9g}") for v in (self.input, self.cached, self.cache_write, self.output,
-                                                  self.reasoning, self.per_call))
-
 
 def rates_at(price: PriceLike, n: int, timestamp: float) -> Rates:
-    """The rate vector in force for a call of ``n`` (>= 1) input tokens."""
+    """The rate vector in force for calls of ``n`` and ``n + 1`` input tokens (same tier)."""
     n = max(int(n), 1)
     c = price.cost
     a = c(n, 0, timestamp=timestamp)
@@ -84,29 +79,51 @@ class TierMap:
 
 
 def tier_map(price: PriceLike, max_input: int, timestamp: float) -> TierMap:
-    """Find every tier boundary in [1, max_input] by bisection on the rate signature."""
-    memo: dict[int, Rates] = {}
+    """Find every tier boundary in [1, max_input].
 
-    def at(n: int) -> Rates:
-        r = memo.get(n)
-        if r is None:
-            r = memo[n] = rates_at(price, n, timestamp)
-        return r
+    Within one tier ``cost(n, 0)`` is affine in ``n`` and the price of one output / cached /
+    cache-write / reasoning token is constant. So "``n`` is in the tier that starts at ``s``"
+    is: the line through ``s`` and ``s + 1`` predicts ``cost(n, 0)`` and the per-kind
+    differences at ``n`` equal those at ``s``. That predicate holds up to the next boundary and
+    fails after it (tiers are assumed at least two tokens wide and never to repeat), so each
+    boundary is found by binary search.
+    """
+    c = price.cost
 
-    hi = max(int(max_input), 1)
+    def probe(n: int) -> tuple[float, tuple[float, ...]]:
+        base = c(n, 1, timestamp=timestamp)
+        others = (c(n, 1, 1, timestamp=timestamp), c(n, 1, 0, 1, timestamp=timestamp),
+                  c(n, 1, 0, 0, 1, timestamp=timestamp), c(n, 2, timestamp=timestamp))
+        return base, tuple(x - base for x in others)
+
+    top = max(int(max_input), 1)
     bounds: list[int] = []
+    start = 1
+    while True:
+        f0, ref = probe(start)
+        slope = probe(start + 1)[0] - f0
 
-    def split(lo: int, hi: int) -> None:
-        if at(lo).signature() == at(hi).signature():
-            return
-        if hi - lo <= 1:
-            bounds.append(lo)
-            return
-        mid = (lo + hi) // 2
-        split(lo, mid)
-        split(mid, hi)
+        def same(n: int, f0: float = f0, slope: float = slope, ref: tuple[float, ...] = ref,
+                 start: int = start) -> bool:
+            base, diffs = probe(n)
+            # Absolute tolerance at the scale of the call's cost: the differences are taken
+            # between numbers of that size, so their float noise is too.
+            tol = 1e-9 * max(abs(base), abs(f0), 1e-12)
+            return abs(base - (f0 + (n - start) * slope)) <= tol and all(
+                abs(a - b) <= tol for a, b in zip(diffs, ref))
 
-    split(1, hi)
-    bounds.sort()
-    rates = (at(1), *(at(b + 1) for b in bounds))
+        if same(top):
+            break
+        lo, hi = start, top  # same(lo) holds, same(hi) does not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if same(mid):
+                lo = mid
+            else:
+                hi = mid
+        bounds.append(lo)
+        start = lo + 1
+        if start >= top:
+            break
+    rates = (rates_at(price, 1, timestamp), *(rates_at(price, b + 1, timestamp) for b in bounds))
     return TierMap(tuple(bounds), rates)

@@ -162,7 +162,10 @@ class ReportData:
 
     @classmethod
     def from_db(cls, path: str | os.PathLike[str]) -> ReportData:
-        """Aggregate a tokenspy DB in SQL. Never writes or creates a file; raises DBError."""
+        """Aggregate a tokenspy DB in SQL (old schemas too). Never writes or creates a file.
+
+        Raises DBError, one line naming the path, for a missing, non-SQLite or unreadable DB.
+        """
         from tokenspy.store import open_readonly
 
         with closing(open_readonly(path)) as conn:
@@ -255,8 +258,6 @@ class _Acc:
 _GROUP_KEY_COLUMNS = ("fn", "stack", "provider", "model", "priced")
 _PAIR_KEY_COLUMNS = ("session", "git")
 _SUM_COLUMNS = ("calls", "inp", "outp", "cached", "cw", "reas", "cost", "dur")
-
-
 _T = TypeVar("_T")
 # NULL cannot be part of a WITHOUT ROWID key; a one-byte BLOB stands for it, as no stored TEXT
 # value can ever equal a BLOB.
@@ -306,7 +307,8 @@ def _aggregate(
     conn.execute(
         f"INSERT INTO temp.agg SELECT {', '.join(key_exprs + value_exprs)} "
         "FROM main.llm_calls WHERE rowid <= ? "
-        f"ON CONFLICT DO UPDATE SET {sums}, "
+        # an explicit conflict target: SQLite before 3.35 requires one for DO UPDATE
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sums}, "
         "first = COALESCE(MIN(first, excluded.first), first, excluded.first), "
         "last = COALESCE(MAX(last, excluded.last), last, excluded.last)",
         (max_rowid,),
@@ -343,13 +345,18 @@ def _db_groups(conn: sqlite3.Connection, cols: set[str], max_rowid: int) -> dict
         stack = parsed.get(stack_raw)
         if stack is None:
             stack = parsed[stack_raw] = _parse_stack(stack_raw)
+        # Two spellings of one stack (JSON whitespace) make one group.
         key = _GroupKey(str(fn), stack, str(provider), str(model), bool(is_priced))
-        acc = _acc_from_row(nums)
-        if key in groups:  # two spellings of one stack (JSON whitespace) are one group
-            groups[key].merge(acc)
-        else:
-            groups[key] = acc
+        _merge_into(groups, key, _acc_from_row(nums))
     return groups
+
+
+def _merge_into(target: dict, key: object, acc: _Acc) -> None:
+    # Keys that SQL keeps apart but Python reads alike (5 and '5', two JSON spellings) merge.
+    if key in target:
+        target[key].merge(acc)
+    else:
+        target[key] = acc
 
 
 def _db_pairs(
@@ -359,7 +366,10 @@ def _db_pairs(
     # session rarely spans commits.
     key_exprs = [_col(cols, c, _NULL_SQL) for c in ("session_id", "git_commit")]
     rows = _aggregate(conn, max_rowid, _PAIR_KEY_COLUMNS, key_exprs, _value_exprs(cols, False))
-    return {(_opt_str(s), _opt_str(c)): _acc_from_row(nums) for s, c, *nums in rows}
+    pairs: dict[tuple[str | None, str | None], _Acc] = {}
+    for session, commit, *nums in rows:
+        _merge_into(pairs, (_opt_str(session), _opt_str(commit)), _acc_from_row(nums))
+    return pairs
 
 
 def _acc_from_row(nums: list) -> _Acc:
@@ -384,7 +394,7 @@ def _parse_stack(raw: object) -> tuple[str, ...]:
         return ()
     try:
         value = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
-    except ValueError:
+    except (ValueError, RecursionError):  # a hand-edited or foreign DB may hold anything
         return (str(raw),)
     if isinstance(value, list):
         return tuple(str(v) for v in value)

@@ -88,7 +88,7 @@ def _frame(node: StackNode, width: float, root_cost: float, is_root: bool = Fals
     children = "".join(
         _frame(child, child.total_cost_usd / node.total_cost_usd * 100, root_cost)
         for child in node.children
-        if child.total_cost_usd / root_cost >= MIN_FRAME_SHARE
+        if child.total_cost_usd / root_cost >= MIN_FRAME_SHARE and node.total_cost_usd > 0
     )
     return (
         f'<div class="f" style="--w:{width:.3f}%">'

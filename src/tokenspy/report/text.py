@@ -77,7 +77,14 @@ def bar(share: float, width: int = BAR_WIDTH) -> str:
     return "█" * full + (_EIGHTHS[part] if part else "")
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters replaced: a name must not move the cursor or recolour."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else "?" for c in text)
+
+
 def shorten(text: str, width: int = MAX_NAME) -> str:
+    """A user-controlled name made safe and short for a terminal table."""
+    text = printable(text)
     if len(text) <= width:
         return text
     head = (width - 1) // 2
@@ -85,7 +92,7 @@ def shorten(text: str, width: int = MAX_NAME) -> str:
 
 
 def short_commit(sha: str) -> str:
-    return sha[:12]
+    return printable(sha[:12])
 
 
 def model_label(provider: str, model: str) -> str:
@@ -164,7 +171,7 @@ def _models(data: ReportData) -> list[str]:
         ("reasoning", "reasoning_tokens", t.reasoning_tokens),
     ) if total]
     rows = [
-        (m.provider, shorten(m.model), f"{m.calls:,}", format_tokens(m.input_tokens),
+        (shorten(m.provider), shorten(m.model), f"{m.calls:,}", format_tokens(m.input_tokens),
          format_tokens(m.output_tokens), *(format_tokens(getattr(m, attr)) for _, attr in extra),
          model_cost(m.cost_usd, m.calls, m.unpriced_calls), format_share(m.share))
         for m in data.models
@@ -178,7 +185,7 @@ def _models(data: ReportData) -> list[str]:
 
 def _unpriced(data: ReportData) -> list[str]:
     rows = [
-        (model_label(u.provider, shorten(u.model)), f"{u.calls:,}", format_tokens(u.input_tokens),
+        (shorten(model_label(u.provider, u.model)), f"{u.calls:,}", format_tokens(u.input_tokens),
          format_tokens(u.output_tokens))
         for u in data.unpriced
     ]

@@ -1,0 +1,271 @@
+"""The diff itself: pure functions from priced GROUP BY sums to a ``CostDiff``. No I/O.
+
+Definitions (what the report, the annotations and the exit code all follow):
+
+Runs and modes
+    A side's rows belong to runs (distinct ``run_id``; NULL is one run). Runs whose test ids do
+    not overlap at all are shards of ONE run (a CI matrix) and are summed. Otherwise each run is
+    a repeat of the same code, and the side is summarised by its per-run MEAN (a key absent from
+    a run counts 0 there) with the sample standard deviation of the per-run cost.
+    Mode ``exact``: one run on each side; values are plain sums and any change counts.
+    Mode ``noise``: either side has >= 2 repeated runs; a change is significant only if
+    ``|delta| > noise_sigma * sigma``, sigma being the per-run standard deviation of the key's
+    cost: pooled over the sides that have >= 2 runs (``sqrt(sum(df_i * var_i) / sum(df_i))``,
+    ``df_i = runs_i - 1``). It is the spread of single runs, not the standard error of the mean,
+    so piling up baseline runs does not make the gate stricter. sigma == 0 (replayed,
+    deterministic responses) makes any change significant, as in exact mode.
+
+Change kinds (by cost; when the cost is equal, e.g. on an unpriced model, by tokens)
+    new (only in current), removed (only in baseline), increased, decreased, unchanged.
+
+Regression (per key with its ``Limits`` from ``Thresholds.for_key``, and for the total with the
+global ones): ``delta_usd > 0`` AND the relative increase ``100 * delta / baseline_cost`` is
+strictly above ``max_increase_pct`` (a zero baseline - a new key - is an infinite increase)
+AND, when ``max_increase_usd > 0``, ``delta_usd`` is strictly above it AND, in noise mode, the
+change is significant. Verdict ``fail`` iff there is a regression and ``fail_on_regression``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from tokenspy.ci.model import Change, CostDiff, DiffRow, Kind, Location, Mode, SideInfo, Usage
+from tokenspy.ci.query import Group
+from tokenspy.ci.rates import Rates
+from tokenspy.ci.thresholds import Limits, Thresholds
+
+EPS_USD = 1e-12
+UNKNOWN_FUNCTION = "<unknown>"
+UNKNOWN_MODEL = "unknown"
+_N = 8  # calls, input, cached, cache write, output, reasoning, cost, unpriced calls
+
+
+@dataclass
+class KeyStats:
+    """One key on one side: the usage (sum or per-run mean) and the per-run cost sd."""
+
+    usage: Usage
+    sd: float | None  # None with a single run
+    location: Location | None = None
+
+
+@dataclass
+class Side:
+    info: SideInfo
+    total: KeyStats
+    keys: dict[str, dict[str, KeyStats]]  # kind -> key -> stats
+
+
+def _run_layout(groups: Sequence[Group]) -> tuple[dict[str | None, int], int, bool, int]:
+    """Map run ids to sample slots: (slot of each run, number of slots, sharded, run ids)."""
+    runs = sorted({g.run for g in groups}, key=lambda r: (r is None, r or ""))
+    if len(runs) <= 1:
+        return {r: 0 for r in runs}, 1, False, len(runs)
+    runs_of_test: dict[str, set[str | None]] = {}
+    for g in groups:
+        if g.test is not None:
+            runs_of_test.setdefault(g.test, set()).add(g.run)
+    sharded = bool(runs_of_test) and all(len(s) == 1 for s in runs_of_test.values())
+    if sharded:
+        return {r: 0 for r in runs}, 1, True, len(runs)
+    return {r: i for i, r in enumerate(runs)}, len(runs), False, len(runs)
+
+
+def _stats(per_run: dict[int, list[float]], samples: int) -> tuple[Usage, float | None]:
+    sums = [0.0] * _N
+    for vec in per_run.values():
+        for i in range(_N):
+            sums[i] += vec[i]
+    if samples == 1:
+        return Usage(*sums), None
+    usage = Usage(*(s / samples for s in sums))
+    mean = usage.cost_usd
+    costs = [vec[6] for vec in per_run.values()] + [0.0] * (samples - len(per_run))
+    var = sum((c - mean) ** 2 for c in costs) / (samples - 1)
+    return usage, math.sqrt(var)
+
+
+def _better(loc: Location | None, file: str | None, line: int | None) -> Location | None:
+    # Deterministic pick among several stored locations: the smallest (file, line).
+    if file is None:
+        return loc
+    if loc is None or (file, line if line is not None else -1) < (loc.file, loc.line if loc.line is not None else -1):
+        return Location(file, line)
+    return loc
+
+
+def _test_location(test_id: str) -> Location | None:
+    # A pytest node id starts with the test file's path relative to the rootdir.
+    path = test_id.split("::", 1)[0]
+    return Location(path) if "::" in test_id and path.endswith(".py") else None
+
+
+def build_side(priced: Iterable[tuple[Group, Rates | None]], label: str, commit: str | None = None) -> Side:
+    """Roll the priced groups of one side up by function, test, model and run."""
+    items = list(priced)
+    slot_of, samples, sharded, n_runs = _run_layout([g for g, _ in items])
+    tables: dict[str, dict[str, dict[int, list[float]]]] = {"function": {}, "test": {}, "model": {}}
+    total: dict[int, list[float]] = {}
+    fn_loc: dict[str, Location | None] = {}
+    test_loc: dict[str, Location | None] = {}
+    calls = 0
+    for g, rates in items:
+        cost = rates.cost(g.calls, g.input_tokens, g.cached_input_tokens, g.cache_write_tokens,
+                          g.output_tokens, g.reasoning_tokens) if rates is not None else 0.0
+        vec = (g.calls, g.input_tokens, g.cached_input_tokens, g.cache_write_tokens, g.output_tokens,
+               g.reasoning_tokens, cost, 0 if rates is not None else g.calls)
+        calls += g.calls
+        slot = slot_of[g.run]
+        fn = g.function if g.function is not None else UNKNOWN_FUNCTION
+        keys = [("function", fn), ("model", g.model if g.model is not None else UNKNOWN_MODEL)]
+        if g.test is not None:
+            keys.append(("test", g.test))
+        for kind, key in keys:
+            per_run = tables[kind].setdefault(key, {})
+            acc = per_run.get(slot)
+            if acc is None:
+                per_run[slot] = list(vec)
+            else:
+                for i in range(_N):
+                    acc[i] += vec[i]
+        acc = total.get(slot)
+        if acc is None:
+            total[slot] = list(vec)
+        else:
+            for i in range(_N):
+                acc[i] += vec[i]
+        fn_loc[fn] = _better(fn_loc.get(fn), g.source_file, g.source_line)
+        if g.test is not None and g.function == g.test:
+            # The test called the model itself: the row's source is the test function.
+            test_loc[g.test] = _better(test_loc.get(g.test), g.source_file, g.source_line)
+    keys_out: dict[str, dict[str, KeyStats]] = {}
+    for kind, table in tables.items():
+        out: dict[str, KeyStats] = {}
+        for key, per_run in table.items():
+            usage, sd = _stats(per_run, samples)
+            if kind == "function":
+                loc = fn_loc.get(key)
+            elif kind == "test":
+                loc = test_loc.get(key) or _test_location(key)
+            else:
+                loc = None
+            out[key] = KeyStats(usage, sd, loc)
+        keys_out[kind] = out
+    t_usage, t_sd = _stats(total, samples)
+    info = SideInfo(label, n_runs, samples, sharded, int(calls), commit)
+    return Side(info, KeyStats(t_usage, t_sd), keys_out)
+
+
+def _pooled(base: KeyStats | None, base_n: int, cur: KeyStats | None, cur_n: int) -> float | None:
+    num = den = 0.0
+    for stats, n in ((base, base_n), (cur, cur_n)):
+        if n >= 2:
+            sd = stats.sd if stats is not None and stats.sd is not None else 0.0
+            num += (n - 1) * sd * sd
+            den += n - 1
+    return math.sqrt(num / den) if den else None
+
+
+def _change(base: Usage | None, cur: Usage | None) -> Change:
+    if base is None:
+        return "new"
+    if cur is None:
+        return "removed"
+    d = cur.cost_usd - base.cost_usd
+    if abs(d) <= EPS_USD:
+        d = cur.tokens - base.tokens
+        if abs(d) < 1e-9:
+            return "unchanged"
+    return "increased" if d > 0 else "decreased"
+
+
+def fmt_pct(value: float) -> str:
+    return "∞" if math.isinf(value) else f"{value:g}"
+
+
+def compare(kind: Kind, key: str, base: KeyStats | None, base_n: int, cur: KeyStats | None, cur_n: int,
+            limits: Limits, noise_sigma: float, mode: Mode) -> DiffRow:
+    """One key across the sides; see the module docstring for the rules."""
+    b = base.usage if base is not None else None
+    c = cur.usage if cur is not None else None
+    b_cost = b.cost_usd if b is not None else 0.0
+    c_cost = c.cost_usd if c is not None else 0.0
+    delta = c_cost - b_cost
+    pct = 100.0 * delta / b_cost if b_cost > EPS_USD else None
+    sigma = _pooled(base, base_n, cur, cur_n) if mode == "noise" else None
+    beyond = None if sigma is None else abs(delta) > noise_sigma * sigma and abs(delta) > EPS_USD
+    reasons: list[str] = []
+    regression = False
+    if delta > EPS_USD:
+        over_pct = pct is None or pct > limits.max_increase_pct
+        over_usd = limits.max_increase_usd <= 0 or delta > limits.max_increase_usd
+        regression = over_pct and over_usd and beyond is not False
+        if over_pct and not math.isinf(limits.max_increase_pct):
+            reasons.append(f"new, +${delta:.6f} from $0" if pct is None
+                           else f"+{pct:.1f}% > {fmt_pct(limits.max_increase_pct)}%")
+        if over_usd and limits.max_increase_usd > 0:
+            reasons.append(f"+${delta:.6f} > ${limits.max_increase_usd:g}")
+        if beyond is not None and sigma is not None:
+            z = abs(delta) / sigma if sigma > 0 else math.inf
+            reasons.append(f"{'beyond' if beyond else 'within'} noise ({fmt_pct(round(z, 1))}σ vs {noise_sigma:g}σ)")
+    loc = (cur.location if cur is not None else None) or (base.location if base is not None else None)
+    return DiffRow(
+        kind=kind, key=key, baseline=b, current=c, change=_change(b, c), delta_usd=delta, delta_pct=pct,
+        delta_tokens=(c.tokens if c else 0.0) - (b.tokens if b else 0.0), limits=limits, sigma=sigma,
+        beyond_noise=beyond, regression=regression, reasons=tuple(reasons) if regression else (), location=loc,
+    )
+
+
+def sort_rows(rows: Iterable[DiffRow]) -> list[DiffRow]:
+    """Changed rows first, by |$ impact|, then |token change|, then name; unchanged by cost."""
+    def key(r: DiffRow) -> tuple:
+        cost = (r.current or r.baseline or Usage()).cost_usd
+        if r.changed:
+            return (0, -abs(r.delta_usd), -abs(r.delta_tokens), r.key)
+        return (1, -cost, 0.0, r.key)
+    return sorted(rows, key=key)
+
+
+def compute(current: Side, baseline: Side | None, thresholds: Thresholds, table_version: str,
+            reproduce: str = "", notes: Sequence[str] = ()) -> CostDiff:
+    """Compare two rolled-up sides (``baseline=None``: a report of the current side only)."""
+    cur_n = current.info.samples
+    base_n = baseline.info.samples if baseline is not None else 1
+    mode: Mode = "noise" if cur_n >= 2 or base_n >= 2 else "exact"
+    ns = thresholds.noise_sigma
+    tables: dict[str, list[DiffRow]] = {}
+    for kind in ("function", "test", "model"):
+        cur_keys = current.keys[kind]
+        base_keys = baseline.keys[kind] if baseline is not None else {}
+        names = set(cur_keys) | set(base_keys)
+        tables[kind] = sort_rows(
+            compare(kind, k, base_keys.get(k) if baseline is not None else None, base_n,  # type: ignore[arg-type]
+                    cur_keys.get(k), cur_n, thresholds.for_key(k), ns, mode)
+            for k in names
+        )
+    total = compare("total", "total", baseline.total if baseline is not None else None, base_n,
+                    current.total, cur_n, thresholds.limits, ns, mode)
+    if baseline is None:
+        # Nothing to compare with: a report of the current run, which passes by definition.
+        strip = _no_baseline
+        total = strip(total)
+        tables = {k: [strip(r) for r in rows] for k, rows in tables.items()}
+    regressions = sorted(
+        [r for r in (total, *tables["function"], *tables["test"], *tables["model"]) if r.regression],
+        key=lambda r: (-r.delta_usd, r.kind != "total", r.kind, r.key),
+    )
+    verdict = "fail" if regressions and thresholds.fail_on_regression else "pass"
+    return CostDiff(
+        current=current.info, baseline=baseline.info if baseline is not None else None, total=total,
+        functions=tables["function"], tests=tables["test"], models=tables["model"], regressions=regressions,
+        verdict=verdict, mode=mode, thresholds=thresholds, table_version=table_version,
+        reproduce=reproduce, notes=tuple(notes),
+    )
+
+
+def _no_baseline(row: DiffRow) -> DiffRow:
+    from dataclasses import replace
+
+    return replace(row, regression=False, reasons=(), beyond_noise=None, sigma=None)

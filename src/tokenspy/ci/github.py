@@ -1,0 +1,203 @@
+"""GitHub Actions plumbing: workflow-command annotations, the job summary and step outputs.
+
+Escaping follows actions/toolkit (packages/core/src/command.ts) exactly: a message escapes
+``%``, CR and LF; a property value additionally ``:`` and ``,``. Every name in a command comes
+from user code, so an unescaped newline would let a function name inject its own workflow
+command: that is a security bug, and the reason nothing is written to stdout unescaped while
+commands are live (``stop_commands`` brackets the human-readable report).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+from tokenspy.ci import fmt
+from tokenspy.ci.markdown import COMMENT_MAX_CHARS, STEP_SUMMARY_MAX_BYTES
+from tokenspy.ci.model import CostDiff, DiffRow
+
+MAX_PER_LEVEL = 10  # GitHub shows 10 annotations per level per step and drops the rest
+
+
+def escape_data(value: object) -> str:
+    return str(value).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(value: object) -> str:
+    return escape_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+def unescape_data(value: str) -> str:
+    """Inverse of ``escape_data`` (what the runner does); for tests and debugging."""
+    return value.replace("%0A", "\n").replace("%0D", "\r").replace("%25", "%")
+
+
+def unescape_property(value: str) -> str:
+    return unescape_data(value.replace("%2C", ",").replace("%3A", ":"))
+
+
+def command(name: str, message: object = "", **properties: object) -> str:
+    """One workflow command line, e.g. ``::warning file=a.py,line=3,title=t::msg``."""
+    props = ",".join(f"{k}={escape_property(v)}" for k, v in properties.items() if v is not None and v != "")
+    return f"::{name}{' ' + props if props else ''}::{escape_data(message)}"
+
+
+def enabled(flag: bool | None = None) -> bool:
+    """``flag`` if given, else whether we run under GitHub Actions."""
+    return flag if flag is not None else os.environ.get("GITHUB_ACTIONS") == "true"
+
+
+def repo_root(cwd: str | os.PathLike[str] | None = None) -> Path | None:
+    """``$GITHUB_WORKSPACE``, else the top of the git work tree around ``cwd``."""
+    ws = os.environ.get("GITHUB_WORKSPACE")
+    if ws:
+        return Path(ws)
+    here = Path(cwd or os.getcwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / ".git").exists():
+            return d
+    return None
+
+
+def repo_relative(file: str, root: Path | None) -> str | None:
+    """The path GitHub needs for ``file=``: relative to the repository root, ``/``-separated.
+
+    A relative stored path is already relative to the git root (the recorder stores it so) and
+    stays; an absolute one outside ``root`` gets no location rather than a wrong one."""
+    p = Path(file)
+    if not p.is_absolute():
+        return p.as_posix()
+    if root is None:
+        return None
+    for a, b in ((p, root), (p.resolve(), root.resolve())):
+        try:
+            return a.relative_to(b).as_posix()
+        except ValueError:
+            continue
+    return None
+
+
+def _describe(row: DiffRow) -> str:
+    what = "total" if row.kind == "total" else f"{row.kind} {row.key}"
+    base = fmt.usd(row.baseline.cost_usd) if row.baseline is not None else "$0 (new)"
+    cur = fmt.usd(row.current.cost_usd) if row.current is not None else "$0"
+    return f"{what}: {base} → {cur} ({fmt.signed_usd(row.delta_usd)}, {fmt.pct(row)})"
+
+
+def annotations(d: CostDiff, root: Path | None = None) -> list[str]:
+    """Commands for the regressions: the top ``MAX_PER_LEVEL`` by $ impact at ``error`` (verdict
+    fail) or ``warning`` level, then ONE ``notice`` summing up the rest. The summary is at another
+    level so that the per-level cap cannot drop it."""
+    level = "error" if d.verdict == "fail" else "warning"
+    ranked = sorted(d.regressions, key=lambda r: (-r.delta_usd, r.kind, r.key))
+    lines = []
+    per_run = " per run" if d.mode == "noise" else ""
+    for r in ranked[:MAX_PER_LEVEL]:
+        file = line = None
+        if r.location is not None:
+            file = repo_relative(r.location.file, root)
+            line = r.location.line if file is not None else None
+        title = "tokenspy: total LLM cost regression" if r.kind == "total" else f"tokenspy: cost regression in {r.key}"
+        message = f"{_describe(r)}{per_run}; over threshold: {'; '.join(r.reasons)}"
+        lines.append(command(level, message, file=file, line=line, title=title))
+    rest = ranked[MAX_PER_LEVEL:]
+    if rest:
+        shown = ", ".join(r.key for r in rest[:20]) + (", …" if len(rest) > 20 else "")
+        lines.append(command(
+            "notice",
+            f"{len(rest)} more cost regression{'s' if len(rest) != 1 else ''} "
+            f"({fmt.signed_usd(sum(r.delta_usd for r in rest))} in all), see the job summary: {shown}",
+            title=f"tokenspy: {len(rest)} more cost regressions",
+        ))
+    return lines
+
+
+@contextmanager
+def stop_commands(stream: TextIO) -> Iterator[None]:
+    """Print untrusted text with workflow commands turned off (``::stop-commands::``)."""
+    token = f"tokenspy-{uuid.uuid4().hex}"
+    stream.write(f"::stop-commands::{token}\n")
+    try:
+        yield
+    finally:
+        stream.write(f"::{token}::\n")
+
+
+def append_step_summary(markdown_for: Callable[[int], str], path: str | os.PathLike[str]) -> int:
+    """Append the report to ``$GITHUB_STEP_SUMMARY`` within the 1 MiB a step may write (what the
+    step already wrote counts). Returns the bytes written."""
+    p = Path(path)
+    try:
+        used = p.stat().st_size
+    except OSError:
+        used = 0
+    budget = STEP_SUMMARY_MAX_BYTES - used - 1
+    if budget <= 0:
+        return 0
+    text = markdown_for(budget)
+    if not text.endswith("\n"):
+        text += "\n"
+    data = text.encode("utf-8")
+    if len(data) > budget:
+        return 0
+    with open(p, "ab") as fh:
+        fh.write(data)
+    return len(data)
+
+
+def _heredoc(name: str, value: str) -> str:
+    # actions/toolkit's prepareKeyValueMessage: a random delimiter that is in neither part.
+    while True:
+        delim = f"ghadelimiter_{uuid.uuid4()}"
+        if delim not in name and delim not in value:
+            return f"{name}<<{delim}\n{value}\n{delim}\n"
+
+
+def write_outputs(values: Sequence[tuple[str, str]], path: str | os.PathLike[str]) -> None:
+    with open(path, "a", encoding="utf-8", newline="\n") as fh:
+        for name, value in values:
+            fh.write(_heredoc(name, value))
+
+
+def write_report_file(markdown: str) -> str:
+    """The report in a file for later steps (``report-path``): in ``$RUNNER_TEMP`` when set.
+    Capped to fit a PR comment, which is what the next step does with it."""
+    directory = os.environ.get("RUNNER_TEMP") or tempfile.gettempdir()
+    fd, name = tempfile.mkstemp(prefix="tokenspy-report-", suffix=".md", dir=directory)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(markdown)
+    return name
+
+
+def outputs(d: CostDiff, report_path: str) -> list[tuple[str, str]]:
+    t = d.total
+    cur = t.current.cost_usd if t.current is not None else 0.0
+    base = t.baseline.cost_usd if t.baseline is not None else None
+    return [
+        ("current-total-usd", f"{cur:.6f}"),
+        ("baseline-total-usd", "" if base is None else f"{base:.6f}"),
+        ("delta-usd", "" if base is None else f"{t.delta_usd:.6f}"),
+        ("delta-pct", "" if t.delta_pct is None else f"{t.delta_pct:.2f}"),
+        ("regressions", str(len(d.regressions))),
+        ("verdict", d.verdict),
+        ("report-path", report_path),
+    ]
+
+
+def publish(d: CostDiff, stream: TextIO, root: Path | None = None) -> None:
+    """Everything the Actions integration does after the diff: annotations on ``stream``,
+    the job summary, the report file and the step outputs (the env files that are set)."""
+    for line in annotations(d, root if root is not None else repo_root()):
+        stream.write(line + "\n")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        append_step_summary(lambda budget: d.markdown(max_bytes=budget), summary)
+    out = os.environ.get("GITHUB_OUTPUT")
+    if out:
+        report_path = write_report_file(d.markdown(max_chars=COMMENT_MAX_CHARS))
+        write_outputs(outputs(d, report_path), out)

@@ -1,0 +1,87 @@
+"""Plain-text report for a terminal: the same content as the Markdown one, as aligned tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tokenspy.ci import fmt
+from tokenspy.ci.markdown import mode_text
+from tokenspy.ci.model import CostDiff, DiffRow
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_CONTROLS = {c: _NAMED.get(chr(c), f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}")
+             for c in (*range(0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029)}
+
+
+def clean(text: object) -> str:
+    """One printable line: control characters and line separators shown as escapes."""
+    return str(text).translate(_CONTROLS)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    lines = []
+    for cells in (header, *rows):
+        parts = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        lines.append((indent + "  ".join(parts)).rstrip())
+    return lines
+
+
+def _row(r: DiffRow, has_b: bool) -> list[str]:
+    status = ("REGRESSION" if r.regression else r.change) if has_b else ""
+    cells = [status, clean(r.key), fmt.pair(r, "calls"), fmt.pair(r, "input_tokens"),
+             fmt.pair(r, "cached_input_tokens"), fmt.pair(r, "output_tokens"),
+             fmt.pair(r, "reasoning_tokens"), fmt.pair(r, "cost_usd", fmt.usd)]
+    if has_b:
+        cells += [fmt.signed_usd(r.delta_usd), fmt.pct(r)]
+    return cells
+
+
+def render_text(d: CostDiff) -> str:
+    has_b = d.has_baseline
+    t = d.total
+    out: list[str] = []
+    if not has_b:
+        out.append(f"tokenspy: LLM cost {fmt.usd(t.current.cost_usd if t.current else 0.0)} "
+                   "(no baseline: report of the current run; verdict pass)")
+    else:
+        n = len(d.regressions)
+        head = f"{n} cost regression{'s' if n != 1 else ''}" if n else "no cost regression"
+        out.append(f"tokenspy: {head}, verdict {d.verdict} — "
+                   f"{fmt.usd(t.baseline.cost_usd if t.baseline else 0.0)} → "
+                   f"{fmt.usd(t.current.cost_usd if t.current else 0.0)} "
+                   f"({fmt.signed_usd(t.delta_usd)}, {fmt.pct(t)})")
+    out.append(f"mode: {mode_text(d)}")
+    out.append(f"prices: {clean(d.table_version)} · thresholds: {d.thresholds.limits.describe()}"
+               + (f" ({len(d.thresholds.overrides)} overrides)" if d.thresholds.overrides else ""))
+    out.extend(f"note: {clean(n)}" for n in d.notes)
+    if d.regressions:
+        out += ["", "Regressions:"]
+        out += _table(["KIND", "NAME", "Δ $", "Δ %", "WHY"], [
+            [r.kind, clean(r.key), fmt.signed_usd(r.delta_usd), fmt.pct(r), clean("; ".join(r.reasons))]
+            for r in d.regressions
+        ])
+    header = ["CHANGE" if has_b else "", "", "CALLS", "INPUT", "CACHED", "OUTPUT", "REASONING", "COST"]
+    if has_b:
+        header += ["Δ $", "Δ %"]
+    for title, name, rows in (("By function", "FUNCTION", d.functions), ("By test", "TEST", d.tests),
+                              ("By model", "MODEL", d.models)):
+        out += ["", f"{title}:"]
+        if not rows:
+            out.append("  (none)")
+            continue
+        h = list(header)
+        h[1] = name
+        body = [_row(r, has_b) for r in rows]
+        if not has_b:
+            h = h[1:]
+            body = [c[1:] for c in body]
+        out += _table(h, body)
+    if d.unpriced_models:
+        out += ["", "Unpriced models (costed $0; token change shown):"]
+        out += _table(["MODEL", "", "CALLS", "Δ TOKENS"], [
+            [clean(r.key), "", fmt.pair(r, "calls"), fmt.signed_num(r.delta_tokens)] for r in d.unpriced_models
+        ])
+    if d.reproduce:
+        out += ["", f"reproduce: {clean(d.reproduce)}"]
+    return "\n".join(out) + "\n"

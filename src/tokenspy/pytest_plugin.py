@@ -1,0 +1,269 @@
+"""pytest plugin: cost per test, a git-tagged DB for the CI diff, a budget marker, the gate.
+
+Registered through the ``pytest11`` entry point for everyone who installs tokenspy, so it does
+nothing (and imports nothing heavy) unless asked for with ``--tokenspy`` or ``tokenspy = true``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DEFAULT_DB = ".tokenspy/usage.db"
+_ENABLED = pytest.StashKey["_State"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("tokenspy", "LLM cost tracking (tokenspy)")
+    group.addoption(
+        "--tokenspy", nargs="?", const=True, default=None, metavar="PATH",
+        help=f"record the cost of every LLM call per test into a SQLite DB (default {DEFAULT_DB})",
+    )
+    group.addoption("--tokenspy-baseline", metavar="PATH",
+                    help="diff this run against a baseline DB at the end; a regression fails the run")
+    group.addoption("--tokenspy-max-increase-pct", type=float, metavar="PCT",
+                    help="allowed relative cost increase (default from [tool.tokenspy.ci] or 10)")
+    group.addoption("--tokenspy-max-increase-usd", type=float, metavar="USD",
+                    help="allowed absolute cost increase (default from [tool.tokenspy.ci] or none)")
+    group.addoption("--tokenspy-top", type=int, default=10, metavar="N",
+                    help="tests listed in the terminal summary (default 10)")
+    parser.addini("tokenspy", "record LLM costs per test (like --tokenspy)", type="bool", default=False)
+    parser.addini("tokenspy_db", f"DB path for --tokenspy (default {DEFAULT_DB})", default="")
+
+
+def _pyproject_setting(rootdir: Path) -> Any:
+    """``[tool.tokenspy] pytest = true | "path"`` (``tokenspy = …`` accepted too)."""
+    path = rootdir / "pyproject.toml"
+    if not path.is_file():
+        return None
+    try:
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover
+            import tomli as tomllib
+        table = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {}).get("tokenspy", {})
+    except (OSError, ValueError):
+        return None
+    return table.get("pytest", table.get("tokenspy"))
+
+
+def _db_path(config: pytest.Config) -> Path | None:
+    opt = config.getoption("tokenspy")
+    ini_on = config.getini("tokenspy")
+    setting = _pyproject_setting(config.rootpath)
+    if opt is None and not ini_on and not setting and not config.getoption("tokenspy_baseline"):
+        return None
+    if isinstance(opt, str):
+        raw = opt
+    elif config.getini("tokenspy_db"):
+        raw = str(config.getini("tokenspy_db"))
+    elif isinstance(setting, str):
+        raw = setting
+    else:
+        raw = DEFAULT_DB
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else config.rootpath / path
+
+
+class _State:
+    def __init__(self, db: Path, run_id: str, worker: bool) -> None:
+        self.db = db
+        self.run_id = run_id
+        self.worker = worker
+        self.tracker: Any = None
+        self.previous_tracker: Any = None
+        self.previous_run_id: str | None = None
+        self.previous_git: bool = False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "tokenspy_budget(usd): fail the test when its LLM calls cost more than usd dollars"
+    )
+    db = _db_path(config)
+    if db is None:
+        return
+    workerinput = getattr(config, "workerinput", None)
+    run_id = (workerinput or {}).get("tokenspy_run_id") or uuid.uuid4().hex
+    state = _State(db, run_id, worker=workerinput is not None)
+    config.stash[_ENABLED] = state
+
+    from tokenspy import interceptor
+    from tokenspy.config import config as ts_config
+    from tokenspy.tracker import Tracker, get_global_tracker, set_global_tracker
+
+    state.previous_tracker = get_global_tracker()
+    state.previous_run_id = ts_config.run_id
+    state.previous_git = ts_config.track_git
+    state.tracker = Tracker(persist_path=db)
+    set_global_tracker(state.tracker)
+    ts_config.run_id = run_id
+    ts_config.track_git = True
+    interceptor.ensure_active()
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(state), "tokenspy-xdist")
+    config.pluginmanager.register(_Recorder(state), "tokenspy-recorder")
+
+
+class _XdistHooks:
+    """Give every worker the controller's run id: one run, however many processes."""
+
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput["tokenspy_run_id"] = self.state.run_id
+
+
+def _location(item: pytest.Item) -> tuple[str | None, int | None]:
+    from tokenspy.gitinfo import repo_relative
+
+    fspath, lineno, _ = item.location
+    path = str(item.config.rootpath / fspath)
+    code = getattr(getattr(item, "function", None), "__code__", None)
+    line = code.co_firstlineno if code is not None else (lineno + 1 if lineno is not None else None)
+    return repo_relative(path), line
+
+
+class _Recorder:
+    """Per-test attribution (setup, call and teardown), the budget marker, summary and gate."""
+
+    def __init__(self, state: _State) -> None:
+        self.state = state
+        self.costs: dict[str, float] = {}
+
+    def _phase(self, item: pytest.Item, phase: str) -> Generator[None, Any, Any]:
+        from tokenspy import context
+        from tokenspy.context import TestContext
+
+        source, line = _location(item)
+        nodeid = item.nodeid
+        costs = self.costs
+
+        def collect(rec: Any) -> None:
+            costs[nodeid] = costs.get(nodeid, 0.0) + rec.cost_usd
+
+        test_token = context.current_test.set(TestContext(nodeid, source, line, phase))
+        collect_token = context.collectors.set((*context.collectors.get(), collect))
+        try:
+            return (yield)
+        finally:
+            context.collectors.reset(collect_token)
+            context.current_test.reset(test_token)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        return (yield from self._phase(item, "setup"))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        result = yield from self._phase(item, "call")
+        self._check_budget(item)
+        return result
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: Any) -> Generator[None, Any, Any]:
+        result = yield from self._phase(item, "teardown")
+        self._check_budget(item)
+        return result
+
+    def _check_budget(self, item: pytest.Item) -> None:
+        marker = item.get_closest_marker("tokenspy_budget")
+        if marker is None:
+            return
+        usd = marker.kwargs.get("usd", marker.args[0] if marker.args else None)
+        if not isinstance(usd, (int, float)) or isinstance(usd, bool) or usd < 0:
+            pytest.fail(f"tokenspy_budget needs usd=<non-negative number>, got {usd!r}", pytrace=False)
+        spent = self.costs.get(item.nodeid, 0.0)
+        if spent > usd and not item.stash.get(_BUDGET_FAILED, False):
+            item.stash[_BUDGET_FAILED] = True
+            pytest.fail(f"LLM calls cost ${spent:.6f}, over this test's budget of ${usd:.6f}", pytrace=False)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        state = self.state
+        if state.tracker is not None:
+            state.tracker.flush()
+        if state.worker:
+            return
+        baseline = session.config.getoption("tokenspy_baseline")
+        if baseline:
+            verdict = _gate(session.config, state, baseline)
+            if verdict == "fail" and session.exitstatus == 0:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            elif verdict == "error":
+                session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        if self.state.worker:
+            return
+        from tokenspy.testing_summary import summary_lines
+
+        lines = summary_lines(self.state.db, self.state.run_id, config.getoption("tokenspy_top"))
+        if not lines:
+            return
+        terminalreporter.section("tokenspy: LLM cost")
+        for line in lines:
+            terminalreporter.write_line(line)
+        report = config.stash.get(_GATE_REPORT, None)
+        if report:
+            terminalreporter.section("tokenspy: cost diff against baseline")
+            terminalreporter.write(report)
+
+
+_BUDGET_FAILED = pytest.StashKey[bool]()
+_GATE_REPORT = pytest.StashKey[str]()
+
+
+def _gate(config: pytest.Config, state: _State, baseline: str) -> str:
+    """Diff this run's rows against the baseline; returns "pass", "fail" or "error"."""
+    import io
+    import tempfile
+
+    from tokenspy.ci import annotate_cost_diff
+    from tokenspy.testing_summary import extract_run
+
+    thresholds: dict[str, float] = {}
+    if config.getoption("tokenspy_max_increase_pct") is not None:
+        thresholds["max_increase_pct"] = config.getoption("tokenspy_max_increase_pct")
+    if config.getoption("tokenspy_max_increase_usd") is not None:
+        thresholds["max_increase_usd"] = config.getoption("tokenspy_max_increase_usd")
+    out = io.StringIO()
+    with tempfile.TemporaryDirectory(prefix="tokenspy-") as tmp:
+        # the DB keeps earlier runs (for `tokenspy compare`); the gate looks at this one only
+        current = extract_run(state.db, state.run_id, Path(tmp) / "current.db")
+        try:
+            diff = annotate_cost_diff(str(current), str(Path(baseline).expanduser()), output=out, **thresholds)
+        except Exception as exc:  # a bad baseline path or DB: say so, fail the run as a usage error
+            config.stash[_GATE_REPORT] = f"tokenspy: error: {exc}{os.linesep}"
+            return "error"
+    config.stash[_GATE_REPORT] = out.getvalue()
+    return "fail" if diff.verdict == "fail" else "pass"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(_ENABLED, None)
+    if state is None:
+        return
+    from tokenspy.config import config as ts_config
+    from tokenspy.tracker import set_global_tracker
+
+    state.tracker.close()
+    set_global_tracker(state.previous_tracker)
+    ts_config.run_id = state.previous_run_id or ts_config.run_id
+    ts_config.track_git = state.previous_git
+
+
+@pytest.fixture
+def tokenspy_session(request: pytest.FixtureRequest) -> Generator[Any, None, None]:
+    """A ``tokenspy.Session`` holding every LLM call this test makes (cost, tokens, calls)."""
+    from tokenspy.session import Session
+
+    with Session(request.node.nodeid) as s:
+        yield s
