@@ -92,7 +92,8 @@ def test_rows_per_test_with_locations_run_and_commit(pytester):
                                "test_sample.py::test_two_calls"]
     two = by_test["test_sample.py::test_two_calls"]
     assert [r["model"] for r in two] == ["gpt-4o", "gpt-4o-mini"]
-    assert {(r["source_file"], r["source_line"]) for r in two} == {("test_sample.py", line_of(pytester, "def test_two_calls"))}
+    location = ("test_sample.py", line_of(pytester, "def test_two_calls"))
+    assert {(r["source_file"], r["source_line"]) for r in two} == {location}
     assert two[0]["function_name"] == "test_sample.test_two_calls"
     assert {r["run_id"] for r in rows} == {rows[0]["run_id"]} and rows[0]["run_id"]
     assert {r["git_commit"] for r in rows} == {head}
