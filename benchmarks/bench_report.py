@@ -2,8 +2,8 @@
 
     python benchmarks/bench_report.py [--rows N] [--db PATH]
 
-The DB is built once (fast executemany in one transaction) and kept in a temporary directory
-unless --db names a file to reuse.
+The DB is built with one executemany in one transaction, in a temporary directory removed at
+exit, or at --db PATH (kept, and reused by later runs).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tokenspy import store
-from tokenspy.report.data import ReportData
-from tokenspy.report.html import render_html
-from tokenspy.report.text import render_text
+from tokenspy.reporting.data import ReportData
+from tokenspy.reporting.html import render_html
+from tokenspy.reporting.text import render_text
 
 STACKS = [
     ["app.main", "pipeline.run", "agents.plan"],

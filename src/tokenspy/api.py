@@ -48,13 +48,13 @@ def report(format: Literal["text", "html"] = "text", output: str | os.PathLike[s
     tracker.flush()
     records = tracker.records()
     if format == "text":
-        from tokenspy.report.text import render_text
+        from tokenspy.reporting.text import render_text
 
         text = render_text(records)
         print(text)
         return text
     if format == "html":
-        from tokenspy.report.html import render_html
+        from tokenspy.reporting.html import render_html
 
         path = Path(output or "tokenspy_report.html")
         path.write_text(render_html(records), encoding="utf-8")

@@ -60,6 +60,12 @@ def _db_path(config: pytest.Config) -> Path | None:
     if opt is None and not ini_on and not setting and not config.getoption("tokenspy_baseline"):
         return None
     if isinstance(opt, str):
+        if opt.endswith(".py") or "::" in opt or Path(opt).is_dir():
+            # `pytest --tokenspy tests/`: argparse gave the test path to the option
+            raise pytest.UsageError(
+                f"--tokenspy takes a DB path, not {opt!r}: write `--tokenspy={DEFAULT_DB}` or put test "
+                "paths before --tokenspy"
+            )
         raw = opt
     elif config.getini("tokenspy_db"):
         raw = str(config.getini("tokenspy_db"))

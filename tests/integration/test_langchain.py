@@ -12,18 +12,18 @@ import pytest
 
 pytest.importorskip("langchain_core")
 
-from langchain_core.callbacks import BaseCallbackHandler  # noqa: E402
-from langchain_core.language_models import BaseChatModel  # noqa: E402
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel  # noqa: E402
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage  # noqa: E402
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult  # noqa: E402
-from langchain_core.runnables import RunnableLambda  # noqa: E402
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import RunnableLambda
 
-import tokenspy  # noqa: E402
-from tokenspy import context, interceptor  # noqa: E402
-from tokenspy.integrations import langchain as tl  # noqa: E402
-from tokenspy.integrations.langchain import TokenspyCallbackHandler  # noqa: E402
-from tokenspy.tracker import Tracker  # noqa: E402
+import tokenspy
+from tokenspy import context, interceptor
+from tokenspy.integrations import langchain as tl
+from tokenspy.integrations.langchain import TokenspyCallbackHandler
+from tokenspy.tracker import Tracker
 
 USAGE = {
     "input_tokens": 1200,
@@ -471,3 +471,25 @@ def test_calls_made_between_the_chunks_of_a_stream_are_not_the_streams(handler, 
     assert n >= 3
     assert len(sdk) == n  # one per chunk
     assert len(lc) == n + 1  # the invokes in the loop, and the stream itself
+
+
+def test_completion_llm_token_usage_from_llm_output(handler, fresh_tracker):
+    from langchain_core.language_models import BaseLLM
+    from langchain_core.outputs import Generation, LLMResult
+
+    class InstructLLM(BaseLLM):
+        @property
+        def _llm_type(self) -> str:
+            return "instruct-test"
+
+        def _generate(self, prompts: list[str], stop: Any = None, run_manager: Any = None,
+                      **kwargs: Any) -> LLMResult:
+            return LLMResult(
+                generations=[[Generation(text="ok")] for _ in prompts],
+                llm_output={"token_usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
+                            "model_name": "gpt-3.5-turbo-instruct"})
+
+    assert InstructLLM().invoke("hi", config={"callbacks": [handler]}) == "ok"
+    (r,) = fresh_tracker.records()
+    assert (r.provider, r.model, r.input_tokens, r.output_tokens) == ("langchain", "gpt-3.5-turbo-instruct", 5, 1)
+    assert r.priced and r.cost_usd > 0

@@ -15,7 +15,7 @@ import pytest
 
 from tokenspy import store
 from tokenspy.record import CallRecord
-from tokenspy.report.data import MAX_STACK_DEPTH, ROOT_NAME, ReportData, StackNode
+from tokenspy.reporting.data import MAX_STACK_DEPTH, ROOT_NAME, ReportData, StackNode
 from tokenspy.store import DBError, write_records
 
 

@@ -8,8 +8,8 @@ from html.parser import HTMLParser
 import pytest
 
 from tokenspy.record import CallRecord
-from tokenspy.report.data import ReportData
-from tokenspy.report.html import render_html
+from tokenspy.reporting.data import ReportData
+from tokenspy.reporting.html import render_html
 
 VOID = {"meta", "br", "img", "input", "link", "hr", "col", "wbr"}
 EVIL = "<script>alert(1)</script>"

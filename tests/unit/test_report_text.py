@@ -7,8 +7,8 @@ from datetime import datetime
 import pytest
 
 from tokenspy.record import CallRecord
-from tokenspy.report.data import ReportData
-from tokenspy.report.text import bar, format_history, format_usd, render_text
+from tokenspy.reporting.data import ReportData
+from tokenspy.reporting.text import bar, format_history, format_usd, render_text
 
 
 def rec(function: str, cost: float, model: str = "gpt-4o-mini", provider: str = "openai",

@@ -44,14 +44,14 @@ def load_sides(sources: Sequence[Source], lookup: Lookup | None = None,
 
     # A tiered model with calls above its first boundary: re-read just that model split by tier
     # (rare; costs one more filtered pass over the side).
-    for i, (src, groups) in enumerate(zip(sources, per_side)):
+    for i, (src, groups) in enumerate(zip(sources, per_side, strict=True)):
         crossing = {
             k for k, tm in tiers.items() if tm is not None and tm.bounds
             and any(g.max_input > tm.bounds[0] for g in groups if (g.model, g.provider) == k)
         }
         if crossing:
             kept = [g for g in groups if (g.model, g.provider) not in crossing]
-            extra = parallel([lambda k=k: fetch_tiered(src, k[0], k[1], tiers[k].bounds)  # type: ignore[union-attr]
+            extra = parallel([lambda k=k, src=src: fetch_tiered(src, k[0], k[1], tiers[k].bounds)  # type: ignore[union-attr]
                               for k in sorted(crossing, key=lambda k: (str(k[0]), str(k[1])))])
             per_side[i] = kept + [g for part in extra for g in part]
 
@@ -61,5 +61,5 @@ def load_sides(sources: Sequence[Source], lookup: Lookup | None = None,
 
     return [
         build_side(((g, rates_of(g)) for g in groups), src.label, src.commit)
-        for src, groups in zip(sources, per_side)
+        for src, groups in zip(sources, per_side, strict=True)
     ]

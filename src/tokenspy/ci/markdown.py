@@ -42,8 +42,7 @@ _NAMED_CONTROLS = {"\n": "n", "\r": "r", "\t": "t"}
 _CONTROLS = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029]
 for _c in _CONTROLS:
     _ch = chr(_c)
-    _MD[_c] = "\\\\" + (_NAMED_CONTROLS[_ch] if _ch in _NAMED_CONTROLS
-                        else f"x{_c:02x}" if _c < 0x100 else f"u{_c:04x}")
+    _MD[_c] = "\\\\" + _NAMED_CONTROLS.get(_ch, f"x{_c:02x}" if _c < 0x100 else f"u{_c:04x}")
 
 
 def md(text: object) -> str:

@@ -110,7 +110,7 @@ def tier_map(price: PriceLike, max_input: int, timestamp: float) -> TierMap:
             # between numbers of that size, so their float noise is too.
             tol = 1e-9 * max(abs(base), abs(f0), 1e-12)
             return abs(base - (f0 + (n - start) * slope)) <= tol and all(
-                abs(a - b) <= tol for a, b in zip(diffs, ref))
+                abs(a - b) <= tol for a, b in zip(diffs, ref, strict=True))
 
         if same(top):
             break

@@ -22,7 +22,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
     lines = []
     for cells in (header, *rows):
-        parts = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        parts = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
         lines.append((indent + "  ".join(parts)).rstrip())
     return lines
 

@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="cost report of a DB (text or self-contained HTML)")
     p.add_argument("--format", choices=("text", "html"), default="text")
     p.add_argument("--db", default=DEFAULT_DB, help=f"database path (default {DEFAULT_DB})")
-    p.add_argument("--output", help="HTML output path (default tokenspy_report.html)")
+    p.add_argument("--output", help="write the report to this file (HTML default: tokenspy_report.html)")
     p.set_defaults(handler=cmd_report)
 
 
@@ -52,7 +52,7 @@ def cmd_history(args: argparse.Namespace) -> int:
             from tokenspy.store import DBError
 
             raise DBError(f"{args.db}: unreadable ({exc})") from None
-    from tokenspy.report.text import format_history
+    from tokenspy.reporting.text import format_history
 
     sys.stdout.write(format_history(rows))
     return 0
@@ -60,15 +60,15 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     # Aggregated in SQL: the DB's rows never come into Python, whatever its size.
-    from tokenspy.report.data import ReportData
+    from tokenspy.reporting.data import ReportData
 
     data = ReportData.from_db(args.db)
     if args.format == "html":
-        from tokenspy.report.html import render_html
+        from tokenspy.reporting.html import render_html
 
         content, out = render_html(data), Path(args.output or "tokenspy_report.html")
     else:
-        from tokenspy.report.text import render_text
+        from tokenspy.reporting.text import render_text
 
         content = render_text(data)
         if not args.output:

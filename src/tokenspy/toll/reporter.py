@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import datetime, timezone
 from typing import TextIO
 
 from tokenspy.record import CallRecord
-from tokenspy.toll.windows import describe
+from tokenspy.toll.sqlite import Spend
+from tokenspy.toll.windows import ALL, describe
 
 _RESET = "\x1b[0m"
 _DIM = "\x1b[2m"
@@ -42,8 +44,7 @@ class CostReporter:
         except (ValueError, OSError):  # closed stream
             return False
 
-    def format(self, rec: CallRecord, project: str, spent: float, budget: float | None,
-               period: str, colour: bool = False) -> str:
+    def format(self, rec: CallRecord, spend: Spend, budget: float | None, colour: bool = False) -> str:
         def c(code: str, text: str) -> str:
             return f"{code}{text}{_RESET}" if colour else text
 
@@ -51,24 +52,31 @@ class CostReporter:
         tokens = f"{rec.input_tokens:,} in + {rec.output_tokens:,} out tokens"
         if rec.cached_input_tokens:
             tokens += f" ({rec.cached_input_tokens:,} cached)"
+        spent = spend.spent_usd
+        if spend.period == ALL and spend.window_start > 0:
+            since = datetime.fromtimestamp(spend.window_start, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            window = f"since reset {since}"
+        else:
+            window = describe(spend.period)
         if budget is None:
-            spend = f"${spent:.6f} {describe(period)}"
+            total = f"${spent:.6f} {window}"
         else:
             share = spent / budget if budget > 0 else float("inf")
             tone = _RED if share > 1 else _YELLOW if share >= 0.8 else _GREEN
-            spend = c(tone, f"${spent:.6f} of ${budget:.2f}") + f" {describe(period)}"
+            total = c(tone, f"${spent:.6f} of ${budget:.2f}") + f" {window}"
         return (
-            f"{c(_DIM, 'tokenspy:')} {rec.function_name} · {rec.model} · {tokens} · "
-            f"{c(_CYAN, cost)} · project {project}: {spend}"
+            f"{c(_DIM, 'tokenspy:')} {rec.function_name} | {rec.model} | {tokens} | "
+            f"{c(_CYAN, cost)} | project {spend.project}: {total}"
         )
 
-    def report(self, rec: CallRecord, project: str, spent: float, budget: float | None, period: str) -> None:
+    def report(self, rec: CallRecord, spend: Spend, budget: float | None) -> None:
+        """Write the line of one call; ``spend`` is its project's total in the window checked."""
         if not self.enabled:
             return
         stream = self.stream if self.stream is not None else sys.stderr
         if stream is None:  # pythonw: no stderr
             return
-        stream.write(self.format(rec, project, spent, budget, period, self._colour(stream)) + "\n")
+        stream.write(self.format(rec, spend, budget, self._colour(stream)) + "\n")
         flush = getattr(stream, "flush", None)
         if flush is not None:
             flush()

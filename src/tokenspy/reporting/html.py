@@ -14,8 +14,8 @@ from html import escape
 from importlib.resources import files
 
 from tokenspy.record import CallRecord
-from tokenspy.report.data import GroupRow, ReportData, StackNode, report_data
-from tokenspy.report.text import (
+from tokenspy.reporting.data import GroupRow, ReportData, StackNode, report_data
+from tokenspy.reporting.text import (
     EMPTY,
     compact_tokens,
     format_duration_ms,
@@ -37,7 +37,7 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'
 
 @cache
 def _asset(name: str) -> str:
-    return (files("tokenspy.report") / "templates" / name).read_text(encoding="utf-8")
+    return (files("tokenspy.reporting") / "templates" / name).read_text(encoding="utf-8")
 
 
 def esc(value: object) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from tokenspy.record import CallRecord
-from tokenspy.report.data import GroupRow, ReportData, report_data
+from tokenspy.reporting.data import GroupRow, ReportData, report_data
 
 EMPTY = "no LLM calls recorded"
 UNPRICED_NOTE = 'no known price; add to [tool.tokenspy.prices."<model>"] in pyproject.toml'

@@ -1,0 +1,157 @@
+"""``annotate_cost_diff`` and ``compare_commits``: diff, print, and (under Actions) publish."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Literal, TextIO
+
+from tokenspy import store
+from tokenspy.ci import github
+from tokenspy.ci.diff import compute
+from tokenspy.ci.load import load_sides
+from tokenspy.ci.model import CostDiff
+from tokenspy.ci.query import Source, count_commit_rows
+from tokenspy.ci.thresholds import Thresholds, resolve
+
+Format = Literal["text", "markdown", "json"]
+
+
+def _thresholds(max_increase_pct: float | None, max_increase_usd: float | None, noise_sigma: float | None,
+                fail_on_regression: bool | None, overrides: Mapping[str, Mapping[str, float]] | None,
+                pyproject: str | os.PathLike[str] | bool | None) -> Thresholds:
+    return resolve(max_increase_pct=max_increase_pct, max_increase_usd=max_increase_usd,
+                   noise_sigma=noise_sigma, fail_on_regression=fail_on_regression, overrides=overrides,
+                   pyproject=pyproject)
+
+
+def _flags(max_increase_pct: float | None, max_increase_usd: float | None, noise_sigma: float | None,
+           overrides: Mapping[str, Mapping[str, float]] | None) -> list[str]:
+    """The CLI flags that reproduce explicitly given thresholds (pyproject is read anyway)."""
+    out: list[str] = []
+    if max_increase_pct is not None:
+        out += ["--max-increase-pct", f"{max_increase_pct:g}"]
+    if max_increase_usd is not None:
+        out += ["--max-increase-usd", f"{max_increase_usd:g}"]
+    if noise_sigma is not None:
+        out += ["--noise-sigma", f"{noise_sigma:g}"]
+    for pattern, entry in (overrides or {}).items():
+        pct = entry.get("max_increase_pct")
+        usd = entry.get("max_increase_usd")
+        out += ["--override", f"{pattern}={'' if pct is None else f'{pct:g}'}"
+                              f"{'' if usd is None else f',{usd:g}'}"]
+    return out
+
+
+def emit(d: CostDiff, *, format: Format | None = "text", github_on: bool | None = None,
+         output: TextIO | None = None) -> None:
+    """Print the report in ``format`` (None: nothing) and, under Actions, publish it.
+
+    Under Actions the human-readable report is printed with workflow commands stopped (names
+    are untrusted); with ``json``, annotations go to stderr so that stdout stays pure JSON
+    (the runner reads commands from both)."""
+    stream = output if output is not None else sys.stdout
+    on = github.enabled(github_on)
+    if format == "json":
+        stream.write(json.dumps(d.as_dict(), indent=2, ensure_ascii=False) + "\n")
+    elif format is not None:
+        text = d.markdown() if format == "markdown" else d.text()
+        if on:
+            with github.stop_commands(stream):
+                stream.write(text)
+        else:
+            stream.write(text)
+    if on:
+        github.publish(d, sys.stderr if format == "json" and output is None else stream)
+    stream.flush()
+
+
+def diff_sources(current: Source, baseline: Source | None, thresholds: Thresholds, reproduce: str = "",
+                 notes: Sequence[str] = ()) -> CostDiff:
+    """The diff of two sources (no printing)."""
+    from tokenspy import pricing
+
+    sides = load_sides([current] if baseline is None else [current, baseline])
+    return compute(sides[0], sides[1] if baseline is not None else None, thresholds,
+                   pricing.table_version(), reproduce=reproduce, notes=notes)
+
+
+def annotate_cost_diff(
+    current_db: str | os.PathLike[str],
+    baseline_db: str | os.PathLike[str] | None = None,
+    *,
+    max_increase_pct: float | None = None,
+    max_increase_usd: float | None = None,
+    noise_sigma: float | None = None,
+    overrides: Mapping[str, Mapping[str, float]] | None = None,
+    fail_on_regression: bool | None = None,
+    github: bool | None = None,
+    output: TextIO | None = None,
+    format: Format | None = "text",
+    pyproject: str | os.PathLike[str] | bool | None = None,
+) -> CostDiff:
+    """Diff the current DB against a baseline DB, print the report, and under GitHub Actions
+    annotate the regressions, append the job summary and set the step outputs.
+
+    Thresholds left ``None`` come from ``[tool.tokenspy.ci]`` of the nearest pyproject.toml,
+    then the defaults (see ``tokenspy.ci.thresholds``); ``overrides`` maps globs to
+    ``{"max_increase_pct": …, "max_increase_usd": …}``. ``github=None`` detects Actions from
+    ``GITHUB_ACTIONS=true``. ``baseline_db=None`` reports the current run alone (verdict pass);
+    a baseline path that does not exist raises ``store.DBError`` naming it. Neither DB is
+    written or created. Returns the ``CostDiff``; its ``verdict`` is ``"fail"`` only with
+    ``fail_on_regression`` (argument or pyproject) and at least one regression.
+    """
+    th = _thresholds(max_increase_pct, max_increase_usd, noise_sigma, fail_on_regression, overrides, pyproject)
+    cur = str(store.check_db_path(current_db))
+    base = str(store.check_db_path(baseline_db)) if baseline_db is not None else None
+    from tokenspy.ci.markdown import shell_join
+
+    argv = ["tokenspy", "diff", os.fspath(current_db), *([os.fspath(baseline_db)] if baseline_db is not None else [])]
+    reproduce = shell_join(argv + _flags(max_increase_pct, max_increase_usd, noise_sigma, overrides))
+    d = diff_sources(Source(cur), Source(base) if base is not None else None, th, reproduce)
+    emit(d, format=format, github_on=github, output=output)
+    return d
+
+
+def compare_commits(
+    db_path: str | os.PathLike[str],
+    commit1: str,
+    commit2: str,
+    *,
+    repo: str | os.PathLike[str] | None = None,
+    max_increase_pct: float | None = None,
+    max_increase_usd: float | None = None,
+    noise_sigma: float | None = None,
+    overrides: Mapping[str, Mapping[str, float]] | None = None,
+    fail_on_regression: bool | None = None,
+    github: bool | None = None,
+    output: TextIO | None = None,
+    format: Format | None = "text",
+    pyproject: str | os.PathLike[str] | bool | None = None,
+) -> CostDiff:
+    """The same diff between the rows of two commits of one DB: ``commit1`` is the baseline,
+    ``commit2`` the current side. Revisions may be full or short SHAs, branches, tags or
+    ``HEAD~1`` (resolved with GitPython in ``repo``, default the repository around the cwd; a
+    full SHA needs no repository). Raises ``gitrev.RevisionError`` (a ValueError) for an
+    unknown revision or a commit without rows, naming it and its SHA.
+    """
+    from tokenspy.ci.gitrev import RevisionError
+    from tokenspy.ci.gitrev import resolve as resolve_rev
+    from tokenspy.ci.markdown import shell_join
+
+    th = _thresholds(max_increase_pct, max_increase_usd, noise_sigma, fail_on_regression, overrides, pyproject)
+    path = str(store.check_db_path(db_path))
+    shas = []
+    for rev in (commit1, commit2):
+        sha = resolve_rev(rev, repo=repo, db_path=path)
+        if count_commit_rows(path, sha) == 0:
+            named = f"{rev!r} ({sha})" if rev.strip().lower() != sha else sha
+            raise RevisionError(f"commit {named} has no rows in {path}")
+        shas.append(sha)
+    argv = ["tokenspy", "compare", shas[0][:12], shas[1][:12], "--db", os.fspath(db_path)]
+    reproduce = shell_join(argv + _flags(max_increase_pct, max_increase_usd, noise_sigma, overrides))
+    d = diff_sources(Source(path, shas[1]), Source(path, shas[0]), th, reproduce)
+    emit(d, format=format, github_on=github, output=output)
+    return d

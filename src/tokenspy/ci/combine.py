@@ -1,0 +1,77 @@
+"""``tokenspy combine``: merge shard DBs (CI matrix jobs, xdist workers) into one.
+
+Idempotent: rows are keyed by ``call_uid`` (UNIQUE) and inserted with ``INSERT OR IGNORE``, so
+combining the same shard twice, or a shard that grew since, adds only rows not yet there. Rows
+of DBs written by the original tool have no ``call_uid``; they get a deterministic one derived
+from a hash of the row's content and id, which stays the same however often the shard is read
+(a hash of the whole file would change, and duplicate every row, as soon as the shard grows).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+from tokenspy import store
+
+_DEFAULTS = {"cached_input_tokens": "0", "cache_write_tokens": "0", "reasoning_tokens": "0", "priced": "1"}
+_INSERT = (f"INSERT OR IGNORE INTO llm_calls ({', '.join(store.COLUMNS)}) "
+           f"VALUES ({', '.join('?' for _ in store.COLUMNS)})")
+BATCH = 20_000
+
+
+@dataclass(frozen=True)
+class CombineResult:
+    added: int
+    skipped: int  # rows already present (same call_uid)
+    files: int
+
+
+def legacy_uid(row: Sequence[object]) -> str:
+    """Stable uid for a row without one: hash of (id, every column value)."""
+    h = hashlib.sha256(repr(tuple(row)).encode("utf-8", "surrogatepass")).hexdigest()
+    return f"legacy-{h[:32]}"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def combine(out_db: str | os.PathLike[str], in_dbs: Sequence[str | os.PathLike[str]]) -> CombineResult:
+    """Copy every row of ``in_dbs`` into ``out_db`` (created 0600 if missing). Inputs are only
+    read; the whole merge is one transaction."""
+    out = Path(out_db).expanduser()
+    inputs = [store.check_db_path(p) for p in in_dbs]
+    for p in inputs:
+        if _same_file(p, out):
+            raise store.DBError(f"{p}: is the output database itself")
+    for p in inputs:  # fail on a bad input before creating or touching the output
+        store.open_readonly(p).close()
+    conn = store.open_writable(out)
+    added = seen = 0
+    try:
+        with store.transaction(conn):
+            for p in inputs:
+                with closing(store.open_readonly(p)) as src:
+                    have = store.columns_of(src)
+                    cols = [c if c in have else _DEFAULTS.get(c, "NULL") for c in store.COLUMNS]
+                    cur = src.execute(f"SELECT id, {', '.join(cols)} FROM llm_calls ORDER BY id")
+                    while True:
+                        batch = cur.fetchmany(BATCH)
+                        if not batch:
+                            break
+                        rows = [(*r[1:-1], r[-1] if r[-1] is not None else legacy_uid(r)) for r in batch]
+                        before = conn.total_changes
+                        conn.executemany(_INSERT, rows)
+                        added += conn.total_changes - before
+                        seen += len(rows)
+    finally:
+        conn.close()
+    return CombineResult(added, seen - added, len(inputs))

@@ -1,0 +1,132 @@
+"""``tokenspy diff`` (alias ``annotate``), ``tokenspy compare`` and ``tokenspy combine``.
+
+Exit codes: 0 done (regressions, if any, reported but not failing), 1 a regression with
+``--fail-on-regression`` (or ``fail_on_regression = true`` in pyproject), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+
+
+def _threshold_number(what: str, allow_inf: bool = False):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if math.isnan(value) or value < 0 or (math.isinf(value) and not allow_inf):
+            raise argparse.ArgumentTypeError(f"{what} must be a non-negative number: {text!r}")
+        return value
+
+    return parse
+
+
+def _gate_options() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("gate")
+    g.add_argument("--max-increase-pct", type=_threshold_number("percent", allow_inf=True), metavar="PCT",
+                   help="relative threshold per key and on the total (default 10, or pyproject)")
+    g.add_argument("--max-increase-usd", type=_threshold_number("amount"), metavar="USD",
+                   help="absolute threshold in USD; 0 = none (default 0, or pyproject)")
+    g.add_argument("--noise-sigma", type=_threshold_number("sigma"), metavar="K",
+                   help="with several runs per side, flag only changes beyond K standard deviations (default 3)")
+    g.add_argument("--override", action="append", default=[], metavar="GLOB=PCT[,USD]",
+                   help="thresholds for the functions/tests/models matching GLOB (repeatable)")
+    g.add_argument("--fail-on-regression", action="store_true", default=None,
+                   help="exit 1 when a regression is found")
+    g.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    g.add_argument("--github", action=argparse.BooleanOptionalAction, default=None,
+                   help="force GitHub Actions annotations/summary/outputs on or off (default: auto)")
+    return p
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    gate = _gate_options()
+    p = sub.add_parser("diff", aliases=["annotate"], parents=[gate],
+                       help="diff LLM cost of a DB against a baseline DB and gate on regressions")
+    p.add_argument("current_db", metavar="CURRENT_DB")
+    p.add_argument("baseline_db", metavar="BASELINE_DB", nargs="?",
+                   help="omit for a report of the current DB alone")
+    p.set_defaults(handler=cmd_diff)
+
+    p = sub.add_parser("compare", parents=[gate], help="diff LLM cost between two commits stored in one DB")
+    p.add_argument("rev1", metavar="REV1", help="baseline revision (SHA, branch, tag, HEAD~1, …)")
+    p.add_argument("rev2", metavar="REV2", help="current revision")
+    p.add_argument("--db", help="database (default .tokenspy/usage.db if it exists, else ~/.tokenspy/usage.db)")
+    p.add_argument("--repo", help="git repository to resolve revisions in (default: around the cwd)")
+    p.set_defaults(handler=cmd_compare)
+
+    p = sub.add_parser("combine", help="merge shard DBs into one (idempotent)")
+    p.add_argument("out_db", metavar="OUT_DB")
+    p.add_argument("in_dbs", metavar="IN_DB", nargs="+")
+    p.set_defaults(handler=cmd_combine)
+
+
+def _overrides(items: list[str]) -> dict[str, dict[str, float]]:
+    from tokenspy.ci.thresholds import parse_override_flag
+
+    out: dict[str, dict[str, float]] = {}
+    for item in items:
+        pattern, entry = parse_override_flag(item)
+        out.pop(pattern, None)  # a repeated glob: the later flag wins, and comes last
+        out[pattern] = entry
+    return out
+
+
+def _gate_kwargs(args: argparse.Namespace) -> dict[str, object]:
+    return dict(
+        max_increase_pct=args.max_increase_pct, max_increase_usd=args.max_increase_usd,
+        noise_sigma=args.noise_sigma, overrides=_overrides(args.override) or None,
+        fail_on_regression=args.fail_on_regression, github=args.github, format=args.format,
+    )
+
+
+def _run(fn, *args: object, **kwargs: object) -> int:
+    from tokenspy.cli import CLIError
+
+    try:
+        d = fn(*args, **kwargs)
+    except ValueError as exc:  # bad thresholds / pyproject values, unknown revisions
+        raise CLIError(str(exc)) from None
+    return 1 if d.verdict == "fail" else 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from tokenspy.ci.api import annotate_cost_diff
+
+    try:
+        kwargs = _gate_kwargs(args)
+    except ValueError as exc:
+        from tokenspy.cli import CLIError
+
+        raise CLIError(str(exc)) from None
+    return _run(annotate_cost_diff, args.current_db, args.baseline_db, **kwargs)
+
+
+def default_db() -> str:
+    local = os.path.join(".tokenspy", "usage.db")
+    return local if os.path.exists(local) else os.path.expanduser(os.path.join("~", ".tokenspy", "usage.db"))
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from tokenspy.ci.api import compare_commits
+
+    try:
+        kwargs = _gate_kwargs(args)
+    except ValueError as exc:
+        from tokenspy.cli import CLIError
+
+        raise CLIError(str(exc)) from None
+    return _run(compare_commits, args.db or default_db(), args.rev1, args.rev2, repo=args.repo, **kwargs)
+
+
+def cmd_combine(args: argparse.Namespace) -> int:
+    from tokenspy.ci.combine import combine
+
+    result = combine(args.out_db, args.in_dbs)
+    print(f"combined {result.files} file{'s' if result.files != 1 else ''} into {args.out_db}: "
+          f"{result.added:,} rows added, {result.skipped:,} already present")
+    return 0

@@ -1,0 +1,202 @@
+"""``tokenspy demo``: the whole CI chain, offline, on a throwaway git repo.
+
+It writes a tiny LLM app and its tests (a real OpenAI client whose HTTP goes to a local
+transport: no network, no key), records the test run of a base commit with the pytest plugin,
+commits a prompt change that makes one function dearer, records again, then runs what a CI job
+runs: the commit-to-commit diff with annotations, the Markdown job summary and the step outputs
+(written to files it names), and the gate's verdict.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+APP = '''\
+"""A tiny LLM app. Its OpenAI client talks to a local transport that answers like the API."""
+
+import json
+
+import httpx2
+import openai
+
+import tokenspy
+
+SUMMARY_PROMPT = "Summarize the text in one sentence."
+
+
+def _local_api(request: httpx2.Request) -> httpx2.Response:
+    # Stands in for api.openai.com: usage grows with the prompt, as it does for real.
+    body = json.loads(request.content)
+    words = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
+    prompt_tokens = 40 + words * 4
+    completion_tokens = 60
+    return httpx2.Response(200, json={
+        "id": "chatcmpl-demo", "object": "chat.completion", "created": 1700000000,
+        "model": body["model"],
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "A short answer."}}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens,
+                  "prompt_tokens_details": {"cached_tokens": 0}},
+    })
+
+
+client = openai.OpenAI(
+    api_key="demo-key-not-secret",
+    base_url="https://api.openai.invalid/v1",
+    http_client=httpx2.Client(transport=httpx2.MockTransport(_local_api)),
+    max_retries=0,
+)
+
+
+@tokenspy.profile
+def summarize(text: str) -> str:
+    r = client.chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "system", "content": SUMMARY_PROMPT}, {"role": "user", "content": text}],
+    )
+    return r.choices[0].message.content
+
+
+@tokenspy.profile
+def classify(text: str) -> str:
+    r = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Label as bug or feature: " + text}],
+    )
+    return r.choices[0].message.content
+'''
+
+TESTS = '''\
+from app import classify, summarize
+
+
+def test_summarize():
+    assert summarize("tokenspy records what every LLM call costs, per test and per commit.")
+
+
+def test_classify():
+    assert classify("the login button does nothing")
+'''
+
+# The "prompt change" of the second commit: few-shot examples make every summarize call dearer.
+PROMPT_CHANGE = (
+    'SUMMARIZE_EXAMPLES = " ".join(["Example: a long text, then its one-sentence summary."] * 40)\n'
+    'SUMMARY_PROMPT = "Summarize the text in one sentence. " + SUMMARIZE_EXAMPLES\n'
+)
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _commit(repo: Path, message: str) -> str:
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=tokenspy demo", "-c", "user.email=demo@tokenspy.invalid",
+         "commit", "-q", "-m", message)
+    return _git(repo, "rev-parse", "HEAD")
+
+
+def _run_tests(repo: Path, out: TextIO) -> None:
+    env = {**os.environ, "PYTHONPATH": str(repo), "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("GITHUB_ACTIONS", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", "--tokenspy"],
+        cwd=repo, env=env, capture_output=True, text=True,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"the demo's test run failed:\n{proc.stdout}\n{proc.stderr}")
+    summary = proc.stdout.split("tokenspy: LLM cost", 1)[-1].splitlines()[1:]
+    for line in summary:
+        if line.startswith("=") or not line.strip():
+            continue
+        out.write(f"    {line}\n")
+
+
+@contextmanager
+def _github_env(files: dict[str, Path]):
+    """Act like a GitHub runner for the diff: workflow commands on stdout, summary and outputs
+    appended to files."""
+    keys = ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT", "GITHUB_WORKSPACE", "RUNNER_TEMP")
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update({
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_STEP_SUMMARY": str(files["summary"]),
+        "GITHUB_OUTPUT": str(files["outputs"]),
+        "GITHUB_WORKSPACE": str(files["repo"]),
+        "RUNNER_TEMP": str(files["runner_temp"]),
+    })
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_demo(directory: str | os.PathLike[str] | None = None, out: TextIO = sys.stdout) -> int:
+    """Run the tour; returns 0 when the chain behaved as expected (it flags the regression)."""
+    started = time.perf_counter()
+    base = Path(directory).expanduser().resolve() if directory else Path(tempfile.mkdtemp(prefix="tokenspy-demo-"))
+    repo = base / "llm-app"
+    if repo.exists() and any(repo.iterdir()):
+        raise FileExistsError(f"{repo} already exists and is not empty")
+    (repo / "tests").mkdir(parents=True)
+    (repo / "app.py").write_text(APP)
+    (repo / "tests" / "test_app.py").write_text(TESTS)
+    (repo / ".gitignore").write_text(".tokenspy/\n__pycache__/\n")
+    _git(repo, "init", "-q")
+    w = out.write
+
+    w(f"tokenspy demo — a throwaway repo at {repo}\n\n")
+    first = _commit(repo, "tiny LLM app with tests")
+    w(f"1. base commit {first[:12]}: run the tests under `pytest --tokenspy`\n")
+    _run_tests(repo, out)
+
+    app = (repo / "app.py").read_text()
+    (repo / "app.py").write_text(app.replace('SUMMARY_PROMPT = "Summarize the text in one sentence."\n',
+                                             PROMPT_CHANGE))
+    second = _commit(repo, "summarize: add few-shot examples to the prompt")
+    w(f"\n2. prompt change {second[:12]}: few-shot examples in summarize's prompt; run the tests again\n")
+    _run_tests(repo, out)
+
+    db = repo / ".tokenspy" / "usage.db"
+    files = {
+        "repo": repo,
+        "summary": base / "step-summary.md",
+        "outputs": base / "step-outputs.txt",
+        "runner_temp": base / "runner-temp",
+    }
+    files["runner_temp"].mkdir(exist_ok=True)
+    w("\n3. the CI step: `tokenspy compare HEAD~1 HEAD --fail-on-regression` as a GitHub runner sees it\n")
+    w("-" * 78 + "\n")
+    out.flush()
+    from tokenspy.ci import compare_commits
+
+    cwd = os.getcwd()
+    os.chdir(repo)
+    try:
+        with _github_env(files):
+            diff = compare_commits(str(db), "HEAD~1", "HEAD", repo=str(repo), fail_on_regression=True,
+                                   output=out, format="markdown")
+    finally:
+        os.chdir(cwd)
+    w("-" * 78 + "\n\n")
+    w(f"verdict: {diff.verdict}  (a real CI step would now exit 1 and fail the check)\n")
+    w(f"job summary (Markdown)  : {files['summary']}\n")
+    w(f"step outputs            : {files['outputs']}\n")
+    w(f"usage DB (both commits) : {db}\n")
+    w(f"try it yourself         : cd {repo} && tokenspy compare HEAD~1 HEAD && tokenspy report\n")
+    w(f"done in {time.perf_counter() - started:.1f} s, offline, no API key.\n")
+    return 0 if diff.verdict == "fail" else 1
+
+
