@@ -106,8 +106,12 @@ def _is_library(module: str) -> bool:
     return any(module == p or module.startswith(p + ".") for p in _LIBRARY_PREFIXES)
 
 
+_COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"})
+
+
 def _describe(code: CodeType, module: str) -> tuple[str, str, int] | None:
-    if _is_library(module):
+    # comprehensions have their own frame before 3.12: name the function around them instead
+    if _is_library(module) or code.co_name in _COMPREHENSIONS:
         return None
     qual = getattr(code, "co_qualname", code.co_name)
     name = qual if module in ("__main__", "") else f"{module}.{qual}"

@@ -212,11 +212,10 @@ class _Recorder:
         from tokenspy.testing_summary import summary_lines
 
         lines = summary_lines(self.state.db, self.state.run_id, config.getoption("tokenspy_top"))
-        if not lines:
-            return
-        terminalreporter.section("tokenspy: LLM cost")
-        for line in lines:
-            terminalreporter.write_line(line)
+        if lines:
+            terminalreporter.section("tokenspy: LLM cost")
+            for line in lines:
+                terminalreporter.write_line(line)
         report = config.stash.get(_GATE_REPORT, None)
         if report:
             terminalreporter.section("tokenspy: cost diff against baseline")
@@ -245,7 +244,8 @@ def _gate(config: pytest.Config, state: _State, baseline: str) -> str:
         # the DB keeps earlier runs (for `tokenspy compare`); the gate looks at this one only
         current = extract_run(state.db, state.run_id, Path(tmp) / "current.db")
         try:
-            diff = annotate_cost_diff(str(current), str(Path(baseline).expanduser()), output=out, **thresholds)
+            diff = annotate_cost_diff(str(current), str(Path(baseline).expanduser()), output=out,
+                                      fail_on_regression=True, **thresholds)
         except Exception as exc:  # a bad baseline path or DB: say so, fail the run as a usage error
             config.stash[_GATE_REPORT] = f"tokenspy: error: {exc}{os.linesep}"
             return "error"

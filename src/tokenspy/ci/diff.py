@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import add
 
 from tokenspy.ci.model import Change, CostDiff, DiffRow, Kind, Location, Mode, SideInfo, Usage
 from tokenspy.ci.query import Group
@@ -106,56 +107,52 @@ def build_side(priced: Iterable[tuple[Group, Rates | None]], label: str, commit:
     """Roll the priced groups of one side up by function, test, model and run."""
     items = list(priced)
     slot_of, samples, sharded, n_runs = _run_layout([g for g, _ in items])
-    tables: dict[str, dict[str, dict[int, list[float]]]] = {"function": {}, "test": {}, "model": {}}
-    total: dict[int, list[float]] = {}
+    # (kind, key, slot) -> summed vector; kinds are 0 function, 1 test, 2 model, 3 total
+    acc: dict[tuple[int, str, int], list[float]] = {}
+    get = acc.get
     fn_loc: dict[str, Location | None] = {}
     test_loc: dict[str, Location | None] = {}
     calls = 0
     for g, rates in items:
-        cost = rates.cost(g.calls, g.input_tokens, g.cached_input_tokens, g.cache_write_tokens,
-                          g.output_tokens, g.reasoning_tokens) if rates is not None else 0.0
+        if rates is not None:
+            cost = rates.cost(g.calls, g.input_tokens, g.cached_input_tokens, g.cache_write_tokens,
+                              g.output_tokens, g.reasoning_tokens)
+            unpriced = 0
+        else:
+            cost, unpriced = 0.0, g.calls
         vec = (g.calls, g.input_tokens, g.cached_input_tokens, g.cache_write_tokens, g.output_tokens,
-               g.reasoning_tokens, cost, 0 if rates is not None else g.calls)
+               g.reasoning_tokens, cost, unpriced)
         calls += g.calls
         slot = slot_of[g.run]
         fn = g.function if g.function is not None else UNKNOWN_FUNCTION
-        keys = [("function", fn), ("model", g.model if g.model is not None else UNKNOWN_MODEL)]
+        keys = [(0, fn, slot), (2, g.model if g.model is not None else UNKNOWN_MODEL, slot), (3, "", slot)]
         if g.test is not None:
-            keys.append(("test", g.test))
-        for kind, key in keys:
-            per_run = tables[kind].setdefault(key, {})
-            acc = per_run.get(slot)
-            if acc is None:
-                per_run[slot] = list(vec)
-            else:
-                for i in range(_N):
-                    acc[i] += vec[i]
-        acc = total.get(slot)
-        if acc is None:
-            total[slot] = list(vec)
+            keys.append((1, g.test, slot))
+        for k in keys:
+            a = get(k)
+            acc[k] = list(vec) if a is None else list(map(add, a, vec))
+        if g.source_file is not None:
+            fn_loc[fn] = _better(fn_loc.get(fn), g.source_file, g.source_line)
+            if g.test is not None and g.function == g.test:
+                # The test called the model itself: the row's source is the test function.
+                test_loc[g.test] = _better(test_loc.get(g.test), g.source_file, g.source_line)
+    per_key: dict[tuple[int, str], dict[int, list[float]]] = {}
+    for (kind, key, slot), vec in acc.items():
+        per_key.setdefault((kind, key), {})[slot] = vec
+    keys_out: dict[str, dict[str, KeyStats]] = {"function": {}, "test": {}, "model": {}}
+    total = KeyStats(Usage(), None if samples == 1 else 0.0)
+    for (kind, key), per_run in per_key.items():
+        usage, sd = _stats(per_run, samples)
+        if kind == 3:
+            total = KeyStats(usage, sd)
+        elif kind == 0:
+            keys_out["function"][key] = KeyStats(usage, sd, fn_loc.get(key))
+        elif kind == 1:
+            keys_out["test"][key] = KeyStats(usage, sd, test_loc.get(key) or _test_location(key))
         else:
-            for i in range(_N):
-                acc[i] += vec[i]
-        fn_loc[fn] = _better(fn_loc.get(fn), g.source_file, g.source_line)
-        if g.test is not None and g.function == g.test:
-            # The test called the model itself: the row's source is the test function.
-            test_loc[g.test] = _better(test_loc.get(g.test), g.source_file, g.source_line)
-    keys_out: dict[str, dict[str, KeyStats]] = {}
-    for kind, table in tables.items():
-        out: dict[str, KeyStats] = {}
-        for key, per_run in table.items():
-            usage, sd = _stats(per_run, samples)
-            if kind == "function":
-                loc = fn_loc.get(key)
-            elif kind == "test":
-                loc = test_loc.get(key) or _test_location(key)
-            else:
-                loc = None
-            out[key] = KeyStats(usage, sd, loc)
-        keys_out[kind] = out
-    t_usage, t_sd = _stats(total, samples)
+            keys_out["model"][key] = KeyStats(usage, sd)
     info = SideInfo(label, n_runs, samples, sharded, int(calls), commit)
-    return Side(info, KeyStats(t_usage, t_sd), keys_out)
+    return Side(info, total, keys_out)
 
 
 def _pooled(base: KeyStats | None, base_n: int, cur: KeyStats | None, cur_n: int) -> float | None:

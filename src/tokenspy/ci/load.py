@@ -12,10 +12,12 @@ import time
 from collections.abc import Callable, Sequence
 
 from tokenspy.ci.diff import Side, build_side
-from tokenspy.ci.query import Group, Source, fetch_groups, fetch_tiered, parallel
+from tokenspy.ci.query import Group, Source, bucket_range, fetch_all, fetch_tiered, parallel
 from tokenspy.ci.rates import PriceLike, Rates, TierMap, tier_map
 
 Lookup = Callable[[str, "str | None"], "PriceLike | None"]
+ModelKey = tuple["str | None", "str | None"]
+MAX_INPUT = 10**9  # tiers are searched up to this many input tokens per call
 
 
 def _default_lookup() -> Lookup:
@@ -24,42 +26,55 @@ def _default_lookup() -> Lookup:
     return pricing.lookup
 
 
+def _spans(tm: TierMap, bucket: int) -> bool:
+    lo, hi = bucket_range(bucket)
+    return any(lo < b < hi for b in tm.bounds)
+
+
 def load_sides(sources: Sequence[Source], lookup: Lookup | None = None,
                now: float | None = None) -> list[Side]:
     """Fetch, price and roll up each source; all sides priced at the same instant."""
     lookup = lookup or _default_lookup()
     now = time.time() if now is None else now
-    per_side = parallel([lambda s=s: fetch_groups(s) for s in sources])
+    per_side = fetch_all(sources)
 
-    max_input: dict[tuple[str | None, str | None], int] = {}
+    top_bucket: dict[ModelKey, int] = {}
     for groups in per_side:
         for g in groups:
             k = (g.model, g.provider)
-            if g.max_input > max_input.get(k, -1):
-                max_input[k] = g.max_input
-    tiers: dict[tuple[str | None, str | None], TierMap | None] = {}
-    for (model, provider), top in max_input.items():
+            if g.bucket > top_bucket.get(k, -1):
+                top_bucket[k] = g.bucket
+    tiers: dict[ModelKey, TierMap | None] = {}
+    for (model, provider), bucket in top_bucket.items():
         price = lookup(model, provider) if model else None
+        top = min(bucket_range(bucket)[1], MAX_INPUT)
         tiers[(model, provider)] = None if price is None else tier_map(price, top, now)
 
-    # A tiered model with calls above its first boundary: re-read just that model split by tier
-    # (rare; costs one more filtered pass over the side).
-    for i, (src, groups) in enumerate(zip(sources, per_side, strict=True)):
-        crossing = {
-            k for k, tm in tiers.items() if tm is not None and tm.bounds
-            and any(g.max_input > tm.bounds[0] for g in groups if (g.model, g.provider) == k)
-        }
-        if crossing:
-            kept = [g for g in groups if (g.model, g.provider) not in crossing]
-            extra = parallel([lambda k=k, src=src: fetch_tiered(src, k[0], k[1], tiers[k].bounds)  # type: ignore[union-attr]
-                              for k in sorted(crossing, key=lambda k: (str(k[0]), str(k[1])))])
-            per_side[i] = kept + [g for part in extra for g in part]
+    priced: list[list[tuple[Group, Rates | None]]] = []
+    refetch: list[tuple[int, ModelKey]] = []
+    for i, groups in enumerate(per_side):
+        # A model with a tier boundary inside a bucket that holds its calls: re-read that model
+        # split by its own tiers (no known model needs it; costs one filtered pass).
+        redo = {(g.model, g.provider) for g in groups
+                if (tm := tiers[(g.model, g.provider)]) is not None and tm.bounds and _spans(tm, g.bucket)}
+        refetch += [(i, k) for k in sorted(redo, key=lambda k: (str(k[0]), str(k[1])))]
+        side: list[tuple[Group, Rates | None]] = []
+        for g in groups:
+            k = (g.model, g.provider)
+            tm = tiers[k]
+            if k in redo:
+                continue
+            if tm is None:
+                side.append((g, None))
+            else:
+                lo = bucket_range(g.bucket)[0]
+                side.append((g, tm.rates[tm.tier_of(max(lo + 1, 0))]))
+        priced.append(side)
+    extra = parallel([lambda i=i, k=k: fetch_tiered(sources[i], k[0], k[1], tiers[k].bounds)  # type: ignore[union-attr]
+                      for i, k in refetch])
+    for (i, k), groups in zip(refetch, extra, strict=True):
+        tm = tiers[k]
+        assert tm is not None
+        priced[i].extend((g, tm.rates[g.bucket]) for g in groups)
 
-    def rates_of(g: Group) -> Rates | None:
-        tm = tiers.get((g.model, g.provider))
-        return None if tm is None else tm.rates[g.tier]
-
-    return [
-        build_side(((g, rates_of(g)) for g in groups), src.label, src.commit)
-        for src, groups in zip(sources, per_side, strict=True)
-    ]
+    return [build_side(side, src.label, src.commit) for src, side in zip(sources, priced, strict=True)]

@@ -1,0 +1,104 @@
+"""The sticky pull-request comment: one per PR, found by its hidden marker, edited in place.
+
+- ``never``: no API call at all.
+- ``always``: create the comment, or edit ours when its body differs.
+- ``on-change``: create it only when the diff changed something (a key that is not unchanged, or
+  a total that differs); a comment that already exists is still kept current (edited when its
+  body differs), so that it never shows a stale regression.
+- A body equal to the one already posted is never re-sent (no PATCH, no notification).
+
+A read-only token (a fork's pull request: 403 "Resource not accessible by integration") makes the
+comment ``skipped`` with the reason; it never fails the action. Other API errors give ``failed``
+with a one-line reason (token scrubbed by the caller).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from tokenspy.ci.model import CostDiff
+
+MARKER = "<!-- tokenspy -->"
+BODY_MAX_CHARS = 65_536  # GitHub's limit for an issue comment body
+Status = Literal["created", "updated", "unchanged", "skipped", "failed", "disabled"]
+
+
+@dataclass(frozen=True)
+class CommentResult:
+    status: Status
+    reason: str = ""
+    url: str = ""
+    forbidden: bool = False  # the token may not write (fork PR / missing permission)
+
+
+def changed(d: CostDiff) -> bool:
+    """Whether the diff has anything to say: a baseline, and a key or the total that moved."""
+    if not d.has_baseline:
+        return False
+    if d.total.changed:
+        return True
+    t = d.total
+    if t.baseline is not None and t.current is not None and t.baseline.cost_usd != t.current.cost_usd:
+        return True
+    return any(r.changed for rows in (d.functions, d.tests, d.models) for r in rows)
+
+
+def fit_body(body: str) -> str:
+    """The marker first, and at most ``BODY_MAX_CHARS`` characters, cut at a line end."""
+    if not body.lstrip().startswith(MARKER):
+        body = f"{MARKER}\n{body}"
+    if len(body) <= BODY_MAX_CHARS:
+        return body
+    note = "\n\n> ✂️ Cut to fit GitHub's comment limit; the job summary has the full report.\n"
+    cut = body[: BODY_MAX_CHARS - len(note)]
+    cut = cut[: cut.rfind("\n") + 1] if "\n" in cut else cut
+    return cut + note
+
+
+def _norm(body: str | None) -> str:
+    return "\n".join(line.rstrip() for line in (body or "").replace("\r\n", "\n").split("\n")).strip()
+
+
+def is_ours(body: str | None) -> bool:
+    return (body or "").lstrip().startswith(MARKER)
+
+
+def _forbidden(exc: Any) -> bool:
+    status = getattr(exc, "status", None)
+    message = str((getattr(exc, "data", None) or {}).get("message", "")) if isinstance(
+        getattr(exc, "data", None), dict) else ""
+    return status == 403 and "rate limit" not in message.lower()
+
+
+def _message(exc: Any) -> str:
+    data = getattr(exc, "data", None)
+    msg = data.get("message") if isinstance(data, dict) else None
+    status = getattr(exc, "status", None)
+    return f"HTTP {status}: {msg}" if status is not None and msg else f"{type(exc).__name__}: {exc}"
+
+
+def upsert(repo: Any, pr_number: int, body: str, *, mode: str, has_changes: bool) -> CommentResult:
+    """Create or edit the sticky comment on PR ``pr_number`` of a PyGithub ``Repository``."""
+    from github import GithubException
+
+    if mode == "never":
+        return CommentResult("disabled", "comment: never")
+    body = fit_body(body)
+    try:
+        pr = repo.get_pull(pr_number)
+        ours = next((c for c in pr.get_issue_comments() if is_ours(c.body)), None)
+        if ours is None:
+            if mode == "on-change" and not has_changes:
+                return CommentResult("skipped", "nothing changed against the baseline (comment: on-change)")
+            created = pr.create_issue_comment(body)
+            return CommentResult("created", url=getattr(created, "html_url", "") or "")
+        url = getattr(ours, "html_url", "") or ""
+        if _norm(ours.body) == _norm(body):
+            return CommentResult("unchanged", "the report is the same as in the comment", url=url)
+        ours.edit(body)
+        return CommentResult("updated", url=url)
+    except GithubException as exc:
+        if _forbidden(exc):
+            return CommentResult("skipped", _message(exc), forbidden=True)
+        return CommentResult("failed", _message(exc))
