@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import tokenspy
-import tokenspy.reporting.text  # noqa: F401  (loaded, as any report loads it)
+import tokenspy.reporting.text  # loaded first, as any report loads it
 
 
 def test_tokenspy_report_is_still_callable(tmp_path: Path, capsys) -> None:
