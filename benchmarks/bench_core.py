@@ -76,30 +76,36 @@ def bench_stubbed(n: int = 200_000) -> None:
             tracker.close()
 
 
-def bench_real_sdk(rounds: int = 11, n: int = 300) -> None:
+def bench_real_sdk(rounds: int = 31, n: int = 200) -> None:
+    """Paired rounds (off, on) back to back; the median of the per-round ratios resists the
+    drift a busy machine adds to either side."""
     client = openai_clients(Wire())[0]
+    msg = [{"role": "user", "content": "hi"}]
     with tempfile.TemporaryDirectory() as tmp:
         tokenspy.init(persist=True, persist_dir=tmp)
 
         def run() -> float:
             start = time.perf_counter()
             for _ in range(n):
-                client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+                client.chat.completions.create(model="gpt-4o", messages=msg)
             return time.perf_counter() - start
 
         run()
-        off, on = [], []
-        for _ in range(rounds):
-            interceptor.deactivate()
-            off.append(run())
-            interceptor.activate()
-            on.append(run())
+        off, on, ratios = [], [], []
+        for i in range(rounds):
+            pair = {}
+            for active in ((False, True) if i % 2 else (True, False)):
+                (interceptor.activate if active else interceptor.deactivate)()
+                pair[active] = run()
+            off.append(pair[False])
+            on.append(pair[True])
+            ratios.append(pair[True] / pair[False])
             tokenspy.reset()
         tokenspy.init(persist=False)
     a, b = statistics.median(off), statistics.median(on)
     print(f"real SDK + MockTransport, persistence on: {a / n * 1e6:.1f} µs/call without, "
-          f"{b / n * 1e6:.1f} µs/call with → overhead {100 * (b - a) / a:+.2f} % "
-          f"(median of {rounds} interleaved rounds × {n})")
+          f"{b / n * 1e6:.1f} µs/call with → overhead {100 * (statistics.median(ratios) - 1):+.2f} % "
+          f"(median of {rounds} paired rounds × {n} calls)")
 
 
 def bench_throughput(n: int = 500_000) -> None:

@@ -7,7 +7,6 @@ stream shape of seed 004 returns what the function returned (or a generator of t
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 import io
@@ -31,11 +30,12 @@ from tokenspy import (
     LocalRateLimitError,
     PricingMatrixOutdatedWarning,
     SQLiteStore,
+    cli,
+    pricing,
     set_reporter,
     set_store,
     track_costs,
 )
-from tokenspy import cli, pricing
 from tokenspy.toll import decorator as toll_decorator
 from tokenspy.toll import limiter
 
@@ -157,9 +157,9 @@ def test_budget_with_anthropic_create_and_stream(anth, wire, store):
         return client.messages.stream(model="claude-sonnet-4-6", max_tokens=10, messages=MSG)
 
     ask()
-    with ask_stream() as s:  # sent (1 call spent < 1.5), paid: exceeded at the end of the stream
-        with pytest.raises(BudgetExceededError):
-            s.get_final_message()
+    # sent (1 call spent < 1.5), paid: exceeded at the end of the stream
+    with ask_stream() as s, pytest.raises(BudgetExceededError):
+        s.get_final_message()
     assert wire.count == 2
     with pytest.raises(BudgetExceededError):
         ask_stream()
@@ -864,8 +864,8 @@ def test_cli_budget_never_creates_a_db(tmp_path, capsys):
 
 
 def test_cli_budget_on_a_core_db_without_budget_tables(tmp_path, capsys):
-    from tokenspy.store import write_records
     from tokenspy.record import CallRecord
+    from tokenspy.store import write_records
 
     db = tmp_path / "core.db"
     write_records(db, [CallRecord("f", "gpt-4o", "openai", 1, 1, 0.1, 1.0, 0.0)])

@@ -30,9 +30,8 @@ MSG = [{"role": "user", "content": "hi"}]
 
 def child(db: str, start: str, ready: str, n: int, budget: float, delay: float) -> None:
     sys.path.insert(0, str(TESTS))
-    from wire import Wire, openai_clients
-
     from tokenspy import BudgetExceededError, CostReporter, SQLiteStore, set_reporter, set_store, track_costs
+    from wire import Wire, openai_clients
 
     wire = Wire()
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tokenspy import LocalRateLimitError, track_costs
 from tokenspy.record import CallRecord
-from tokenspy.toll import CostReporter, RateLimiter, SQLiteStore, Spend
+from tokenspy.toll import CostReporter, RateLimiter, Spend, SQLiteStore
 from tokenspy.toll.windows import calendar_start, check_reset, window_start
 
 UTC = timezone.utc

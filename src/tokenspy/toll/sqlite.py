@@ -84,9 +84,24 @@ class SQLiteStore:
         with self._lock:
             if self._conn is None or self._pid != os.getpid():
                 # a connection inherited through fork is never used (nor closed) in the child
-                self._conn = open_writable(self.db_path, self.timeout)
+                self._conn = self._open()
                 self._pid = os.getpid()
             yield self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        # Several processes opening a new DB at once: switching it to WAL can fail with "database
+        # is locked" without waiting on the busy timeout. Retry for up to the timeout.
+        deadline = time.monotonic() + self.timeout
+        pause = 0.001
+        while True:
+            try:
+                return open_writable(self.db_path, self.timeout)
+            except sqlite3.OperationalError as exc:
+                text = str(exc)
+                if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     # ------------------------------------------------------------------ budgets
     def window(self, project: str, reset: str | None = None, at: float | None = None) -> Spend:
