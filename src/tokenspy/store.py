@@ -14,6 +14,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import uuid
 import warnings
 import weakref
@@ -127,18 +128,29 @@ def open_writable(path: str | os.PathLike[str], timeout: float = 10.0) -> sqlite
     p = Path(path).expanduser()
     if not p.exists():
         _create_private(p)
-    conn = sqlite3.connect(str(p), timeout=timeout, isolation_level=None, check_same_thread=False)
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        with transaction(conn):
-            _migrate(conn)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        conn = sqlite3.connect(str(p), timeout=timeout, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            with transaction(conn):
+                _migrate(conn)
+            return conn
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            # Switching a new file to WAL fails at once (no busy wait) when several processes
+            # open it together: back off and try again until the timeout.
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+        except BaseException:
+            conn.close()
+            raise
 
 
 @contextmanager

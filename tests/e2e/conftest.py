@@ -27,7 +27,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from github_server import GitHubServer  # noqa: E402
+from github_server import GitHubServer
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTION_YML = ROOT / "action.yml"

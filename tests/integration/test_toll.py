@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
+import os
 import sqlite3
 import threading
 import time
@@ -129,6 +130,7 @@ def test_budget_stops_sending_once_spent(oai, wire, store, fresh_tracker):
         ("bot", chat.__qualname__, "gpt-4o")
     }
     assert sum(r["cached_input_tokens"] for r in rows) == 3 * 1024  # cached tokens kept and priced
+    assert pricing.calculate("gpt-4o", 1200, 300, provider="openai") > CHAT_COST  # at the cache rate
 
 
 def test_spent_exactly_the_budget_is_not_exceeded_but_nothing_more_is_sent(oai, wire):
@@ -552,6 +554,34 @@ def test_generator_function_yields_the_same_chunks(oai, store):
     assert store.window("s4").calls == 2
 
 
+def test_generator_function_is_admitted_before_its_body_runs(oai, wire, store):
+    client = oai[0]
+    store.add_spend("gen-budget", 1.0)
+    ran = []
+
+    @track_costs(project="gen-budget", max_budget=0.5)
+    def chunks():
+        ran.append(1)
+        yield from client.chat.completions.create(model="gpt-4o", messages=MSG, stream=True)
+
+    gen = chunks()  # a generator: nothing runs until it is iterated
+    with pytest.raises(BudgetExceededError):
+        next(gen)
+    assert ran == [] and wire.count == 0
+
+
+def test_extract_usage_on_a_generator_reads_its_last_item(store, fresh_tracker):
+    @track_costs(project="gen-extract", extract_usage=lambda last: (last["model"], last["in"], last["out"]))
+    def chunks():
+        yield {"text": "Hel"}
+        yield {"text": "lo", "model": "gpt-4o-mini", "in": 10, "out": 2}
+
+    assert [c["text"] for c in chunks()] == ["Hel", "lo"]
+    (rec,) = fresh_tracker.records()
+    assert (rec.model, rec.input_tokens, rec.output_tokens, rec.project) == ("gpt-4o-mini", 10, 2, "gen-extract")
+    assert store.window("gen-extract").calls == 1
+
+
 def test_generator_send_and_return_value_pass_through():
     @track_costs(project="s5")
     def echo():
@@ -723,6 +753,32 @@ def test_same_db_as_the_persisted_tracker_is_written_once(oai, tmp_path, fresh_t
         store.close()
     finally:
         tokenspy.init(persist=False)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_shares_the_budget(oai, wire, store):
+    client = oai[0]
+
+    @track_costs(project="fork", max_budget=CHAT_COST * 1.5)
+    def chat():
+        return client.chat.completions.create(model="gpt-4o", messages=MSG)
+
+    chat()  # the parent's connection is open
+    pid = os.fork()
+    if pid == 0:  # the child: its own connection, same DB
+        code = 1
+        try:
+            chat()
+        except BudgetExceededError:
+            code = 0 if wire.count == 2 else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store.window("fork").calls == 2  # the child's call counts in the parent's budget
+    with pytest.raises(BudgetExceededError):
+        chat()
+    assert wire.count == 1  # (the child's request went to its own copy of the wire)
 
 
 def test_set_store_none_goes_back_to_the_default_path(monkeypatch, tmp_path):

@@ -139,7 +139,9 @@ def _artifact_baseline(s: Settings, ev: event_mod.Event, client: _Client, curren
 
     branch = ev.compare_branch
     why = None
-    if not s.repository:
+    if not s.artifact_name:
+        why = "the artifact-name input is empty"
+    elif not s.repository:
         why = "GITHUB_REPOSITORY is not set"
     elif not branch:
         why = "the event payload names no base branch"

@@ -88,15 +88,6 @@ def _stats(per_run: dict[int, list[float]], samples: int) -> tuple[Usage, float 
     return usage, math.sqrt(var)
 
 
-def _better(loc: Location | None, file: str | None, line: int | None) -> Location | None:
-    # Deterministic pick among several stored locations: the smallest (file, line).
-    if file is None:
-        return loc
-    if loc is None or (file, line if line is not None else -1) < (loc.file, loc.line if loc.line is not None else -1):
-        return Location(file, line)
-    return loc
-
-
 def _test_location(test_id: str) -> Location | None:
     # A pytest node id starts with the test file's path relative to the rootdir.
     path = test_id.split("::", 1)[0]
@@ -107,12 +98,13 @@ def build_side(priced: Iterable[tuple[Group, Rates | None]], label: str, commit:
     """Roll the priced groups of one side up by function, test, model and run."""
     items = list(priced)
     slot_of, samples, sharded, n_runs = _run_layout([g for g, _ in items])
-    # (kind, key, slot) -> summed vector; kinds are 0 function, 1 test, 2 model, 3 total
-    acc: dict[tuple[int, str, int], list[float]] = {}
-    get = acc.get
-    fn_loc: dict[str, Location | None] = {}
-    test_loc: dict[str, Location | None] = {}
-    calls = 0
+    # (key, slot) -> summed vector, one dict per kind. This loop is the Python share of a diff
+    # (tens of thousands of groups on a 1M-row side), hence the plain locals.
+    fns: dict[tuple[str, int], list[float]] = {}
+    tests: dict[tuple[str, int], list[float]] = {}
+    models: dict[tuple[str, int], list[float]] = {}
+    fn_loc: dict[str, tuple[str, int]] = {}
+    test_loc: dict[str, tuple[str, int]] = {}
     for g, rates in items:
         if rates is not None:
             cost = rates.cost(g.calls, g.input_tokens, g.cached_input_tokens, g.cache_write_tokens,
@@ -122,37 +114,57 @@ def build_side(priced: Iterable[tuple[Group, Rates | None]], label: str, commit:
             cost, unpriced = 0.0, g.calls
         vec = (g.calls, g.input_tokens, g.cached_input_tokens, g.cache_write_tokens, g.output_tokens,
                g.reasoning_tokens, cost, unpriced)
-        calls += g.calls
         slot = slot_of[g.run]
         fn = g.function if g.function is not None else UNKNOWN_FUNCTION
-        keys = [(0, fn, slot), (2, g.model if g.model is not None else UNKNOWN_MODEL, slot), (3, "", slot)]
+        k = (fn, slot)
+        a = fns.get(k)
+        fns[k] = list(vec) if a is None else list(map(add, a, vec))
+        k = (g.model if g.model is not None else UNKNOWN_MODEL, slot)
+        a = models.get(k)
+        models[k] = list(vec) if a is None else list(map(add, a, vec))
         if g.test is not None:
-            keys.append((1, g.test, slot))
-        for k in keys:
-            a = get(k)
-            acc[k] = list(vec) if a is None else list(map(add, a, vec))
+            k = (g.test, slot)
+            a = tests.get(k)
+            tests[k] = list(vec) if a is None else list(map(add, a, vec))
         if g.source_file is not None:
-            fn_loc[fn] = _better(fn_loc.get(fn), g.source_file, g.source_line)
-            if g.test is not None and g.function == g.test:
+            # Deterministic pick among several stored locations: the smallest (file, line).
+            loc = (g.source_file, g.source_line if g.source_line is not None else -1)
+            old = fn_loc.get(fn)
+            if old is None or loc < old:
+                fn_loc[fn] = loc
+            if g.function == g.test and g.test is not None:
                 # The test called the model itself: the row's source is the test function.
-                test_loc[g.test] = _better(test_loc.get(g.test), g.source_file, g.source_line)
-    per_key: dict[tuple[int, str], dict[int, list[float]]] = {}
-    for (kind, key, slot), vec in acc.items():
-        per_key.setdefault((kind, key), {})[slot] = vec
-    keys_out: dict[str, dict[str, KeyStats]] = {"function": {}, "test": {}, "model": {}}
-    total = KeyStats(Usage(), None if samples == 1 else 0.0)
-    for (kind, key), per_run in per_key.items():
-        usage, sd = _stats(per_run, samples)
-        if kind == 3:
-            total = KeyStats(usage, sd)
-        elif kind == 0:
-            keys_out["function"][key] = KeyStats(usage, sd, fn_loc.get(key))
-        elif kind == 1:
-            keys_out["test"][key] = KeyStats(usage, sd, test_loc.get(key) or _test_location(key))
-        else:
-            keys_out["model"][key] = KeyStats(usage, sd)
-    info = SideInfo(label, n_runs, samples, sharded, int(calls), commit)
-    return Side(info, total, keys_out)
+                old = test_loc.get(g.test)
+                if old is None or loc < old:
+                    test_loc[g.test] = loc
+    total_runs: dict[int, list[float]] = {}
+    for (_, slot), vec in fns.items():
+        a = total_runs.get(slot)
+        total_runs[slot] = list(vec) if a is None else list(map(add, a, vec))
+
+    def location(loc: tuple[str, int] | None) -> Location | None:
+        return None if loc is None else Location(loc[0], loc[1] if loc[1] >= 0 else None)
+
+    keys_out: dict[str, dict[str, KeyStats]] = {}
+    for kind, table in (("function", fns), ("test", tests), ("model", models)):
+        per_key: dict[str, dict[int, list[float]]] = {}
+        for (key, slot), vec in table.items():
+            per_key.setdefault(key, {})[slot] = vec
+        out: dict[str, KeyStats] = {}
+        for key, per_run in per_key.items():
+            usage, sd = _stats(per_run, samples)
+            if kind == "function":
+                loc = location(fn_loc.get(key))
+            elif kind == "test":
+                loc = location(test_loc.get(key)) or _test_location(key)
+            else:
+                loc = None
+            out[key] = KeyStats(usage, sd, loc)
+        keys_out[kind] = out
+    t_usage, t_sd = _stats(total_runs, samples)
+    calls = int(t_usage.calls * samples) if samples > 1 else int(t_usage.calls)
+    info = SideInfo(label, n_runs, samples, sharded, calls, commit)
+    return Side(info, KeyStats(t_usage, t_sd), keys_out)
 
 
 def _pooled(base: KeyStats | None, base_n: int, cur: KeyStats | None, cur_n: int) -> float | None:
@@ -251,7 +263,7 @@ def compute(current: Side, baseline: Side | None, thresholds: Thresholds, table_
         tables = {k: [strip(r) for r in rows] for k, rows in tables.items()}
     regressions = sorted(
         [r for r in (total, *tables["function"], *tables["test"], *tables["model"]) if r.regression],
-        key=lambda r: (-r.delta_usd, r.kind != "total", r.kind, r.key),
+        key=lambda r: (r.kind != "total", -r.delta_usd, r.kind, r.key),
     )
     verdict = "fail" if regressions and thresholds.fail_on_regression else "pass"
     return CostDiff(

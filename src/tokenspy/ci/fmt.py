@@ -19,7 +19,8 @@ def usd(x: float) -> str:
     a = abs(x)
     if a < 5e-13:
         return "$0"
-    digits = 2 if a >= 1 else 4 if a >= 0.01 else 6
+    # Thresholds on the rounded value, so that 0.99999 prints as $1.00, not $1.0000.
+    digits = 2 if a >= 0.995 else 4 if a >= 0.009995 else 6
     return f"{'-' if x < 0 else ''}${a:,.{digits}f}"
 
 

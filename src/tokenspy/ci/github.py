@@ -25,7 +25,10 @@ MAX_PER_LEVEL = 10  # GitHub shows 10 annotations per level per step and drops t
 
 
 def escape_data(value: object) -> str:
-    return str(value).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    text = str(value)
+    if not text.isascii():  # a lone surrogate cannot be written to the runner's UTF-8 stdout
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def escape_property(value: object) -> str:
@@ -94,7 +97,7 @@ def annotations(d: CostDiff, root: Path | None = None) -> list[str]:
     fail) or ``warning`` level, then ONE ``notice`` summing up the rest. The summary is at another
     level so that the per-level cap cannot drop it."""
     level = "error" if d.verdict == "fail" else "warning"
-    ranked = sorted(d.regressions, key=lambda r: (-r.delta_usd, r.kind, r.key))
+    ranked = sorted(d.regressions, key=lambda r: (-r.delta_usd, r.kind != "total", r.kind, r.key))
     lines = []
     per_run = " per run" if d.mode == "noise" else ""
     for r in ranked[:MAX_PER_LEVEL]:

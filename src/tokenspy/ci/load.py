@@ -55,20 +55,22 @@ def load_sides(sources: Sequence[Source], lookup: Lookup | None = None,
     for i, groups in enumerate(per_side):
         # A model with a tier boundary inside a bucket that holds its calls: re-read that model
         # split by its own tiers (no known model needs it; costs one filtered pass).
-        redo = {(g.model, g.provider) for g in groups
-                if (tm := tiers[(g.model, g.provider)]) is not None and tm.bounds and _spans(tm, g.bucket)}
+        redo = {k for k, b in {((g.model, g.provider), g.bucket) for g in groups}
+                if (tm := tiers[k]) is not None and tm.bounds and _spans(tm, b)}
         refetch += [(i, k) for k in sorted(redo, key=lambda k: (str(k[0]), str(k[1])))]
         side: list[tuple[Group, Rates | None]] = []
+        memo: dict[tuple[ModelKey, int], Rates | None] = {}
         for g in groups:
             k = (g.model, g.provider)
-            tm = tiers[k]
             if k in redo:
                 continue
-            if tm is None:
-                side.append((g, None))
-            else:
-                lo = bucket_range(g.bucket)[0]
-                side.append((g, tm.rates[tm.tier_of(max(lo + 1, 0))]))
+            mk = (k, g.bucket)
+            try:
+                rates = memo[mk]
+            except KeyError:
+                tm = tiers[k]
+                rates = memo[mk] = None if tm is None else tm.rates[tm.tier_of(bucket_range(g.bucket)[0] + 1)]
+            side.append((g, rates))
         priced.append(side)
     extra = parallel([lambda i=i, k=k: fetch_tiered(sources[i], k[0], k[1], tiers[k].bounds)  # type: ignore[union-attr]
                       for i, k in refetch])

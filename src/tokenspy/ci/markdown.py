@@ -37,9 +37,10 @@ _MD = {
     ord("$"): "\\$",  # GitHub renders $…$ as math
 }
 _NAMED_CONTROLS = {"\n": "n", "\r": "r", "\t": "t"}
-# Line terminators of GFM and of str.splitlines, and every other control character: shown as a
-# visible backslash escape, so that one name can never span two lines.
-_CONTROLS = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029]
+# Line terminators of GFM and of str.splitlines, every other control character and lone
+# surrogates (unencodable): shown as a visible backslash escape, so that one name can never span
+# two lines or break the UTF-8 output.
+_CONTROLS = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029, *range(0xD800, 0xE000)]
 for _c in _CONTROLS:
     _ch = chr(_c)
     _MD[_c] = "\\\\" + _NAMED_CONTROLS.get(_ch, f"x{_c:02x}" if _c < 0x100 else f"u{_c:04x}")
@@ -73,7 +74,8 @@ class Table:
 @dataclass
 class Section:
     title: str
-    noun: str
+    singular: str
+    plural: str
     changed: Table
     unchanged: Table
 
@@ -109,11 +111,11 @@ def _header(first: str, has_baseline: bool) -> list[str]:
     if has_baseline:
         head += ["Δ $", "Δ %"]
     head.append("$/call")
-    return head if has_baseline else head[1:]
+    return [md(h) for h in (head if has_baseline else head[1:])]
 
 
 def _regression_rows(d: CostDiff) -> Table:
-    header = ["Kind", "Name", "Baseline", "Current", "Δ $", "Δ %", "Threshold", "Why"]
+    header = [md(h) for h in ("Kind", "Name", "Baseline", "Current", "Δ $", "Δ %", "Threshold", "Why")]
     rows = [
         [r.kind, _name(r) if r.kind != "total" else "**total**",
          md(fmt.usd(r.baseline.cost_usd) if r.baseline else "—"),
@@ -126,10 +128,13 @@ def _regression_rows(d: CostDiff) -> Table:
 
 
 def _unpriced_rows(d: CostDiff) -> Table:
-    header = ["Model", "Calls", "Input tok", "Output tok", "Δ tokens"]
-    rows = [[_name(r), *(md(c) for c in (fmt.pair(r, "calls"), fmt.pair(r, "input_tokens"),
-                                          fmt.pair(r, "output_tokens"), fmt.signed_num(r.delta_tokens)))]
-            for r in d.unpriced_models]
+    header = ["Model", "Calls", "Input tok", "Output tok"] + (["Δ tokens"] if d.has_baseline else [])
+    rows = []
+    for r in d.unpriced_models:
+        cells = [fmt.pair(r, "calls"), fmt.pair(r, "input_tokens"), fmt.pair(r, "output_tokens")]
+        if d.has_baseline:
+            cells.append(fmt.signed_num(r.delta_tokens))
+        rows.append([_name(r), *(md(c) for c in cells)])
     return Table(header, rows, len(rows))
 
 
@@ -166,6 +171,8 @@ def _env():
         loader=jinja2.PackageLoader("tokenspy.ci", "templates"),
         autoescape=False,  # Markdown, not HTML: escaping is done by `md` on every name
         keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
     env.filters["md"] = md
@@ -177,14 +184,14 @@ def _env():
 def _sections(d: CostDiff) -> list[Section]:
     has_b = d.has_baseline
     out = []
-    for title, noun, first, rows in (
-        ("By function", "functions", "Function", d.functions),
-        ("By test", "tests", "Test", d.tests),
-        ("By model", "models", "Model", d.models),
+    for title, singular, plural, first, rows in (
+        ("By function", "function", "functions", "Function", d.functions),
+        ("By test", "test", "tests", "Test", d.tests),
+        ("By model", "model", "models", "Model", d.models),
     ):
         changed = [_cells(r, has_b) for r in rows if r.changed or not has_b]
         unchanged = [_cells(r, has_b) for r in rows if has_b and not r.changed]
-        out.append(Section(title, noun, Table(_header(first, has_b), changed, len(changed)),
+        out.append(Section(title, singular, plural, Table(_header(first, has_b), changed, len(changed)),
                            Table(_header(first, has_b), unchanged, len(unchanged))))
     return out
 
@@ -197,7 +204,8 @@ def _cut(table: Table, limit: int | None) -> Table:
 
 def _render(d: CostDiff, sections: Sequence[Section], regressions: Table, unpriced: Table,
             limit: int | None, budget_note: str) -> str:
-    secs = [Section(s.title, s.noun, _cut(s.changed, limit), _cut(s.unchanged, limit)) for s in sections]
+    secs = [Section(s.title, s.singular, s.plural, _cut(s.changed, limit), _cut(s.unchanged, limit))
+            for s in sections]
     return _env().get_template("report.md.j2").render(
         d=d, sections=secs, regressions=_cut(regressions, limit) if regressions.rows else None,
         unpriced=_cut(unpriced, limit) if unpriced.rows else None, mode_text=md(mode_text(d)),

@@ -147,7 +147,8 @@ class Settings:
             fail_on_regression=_bool(_input(env, "fail-on-regression"), "fail-on-regression", True),
             comment=_choice(_input(env, "comment"), "comment", COMMENT_MODES, "on-change"),  # type: ignore[arg-type]
             github_token=_input(env, "github-token"),
-            artifact_name=_input(env, "artifact-name") or DEFAULT_ARTIFACT_NAME,
+            # present but empty (artifact-name: '') turns the artifact off; absent is the default
+            artifact_name=_input(env, "artifact-name") if INPUT_ENV["artifact-name"] in env else DEFAULT_ARTIFACT_NAME,
             github_actions=_text(env, "GITHUB_ACTIONS") == "true",
             api_url=(_text(env, "GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/"),
             server_url=(_text(env, "GITHUB_SERVER_URL") or "https://github.com").rstrip("/"),
@@ -165,7 +166,7 @@ class Settings:
         )
 
     def scrub(self, text: object) -> str:
-        """``text`` with the token (and its common encodings in headers) replaced by ``***``."""
+        """``text`` with the token replaced by ``***``."""
         out = str(text)
         if self.github_token:
             out = out.replace(self.github_token, "***")

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--project", help="only this project")
     p.add_argument("--db", default=DEFAULT_DB, help=f"database path (default {DEFAULT_DB})")
     p.set_defaults(handler=cmd_budget)
-    actions = p.add_subparsers(dest="budget_action", metavar="ACTION", parser_class=type(p))
+    actions = p.add_subparsers(dest="budget_action", metavar="[reset]", parser_class=type(p))
     r = actions.add_parser(
         "reset",
         help="start a new budget window for a project now (history kept)",

@@ -20,6 +20,7 @@ import functools
 import inspect
 import math
 import numbers
+import os
 import threading
 import types
 from collections.abc import Callable
@@ -121,6 +122,16 @@ class _Invocation:
 _count_lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    global _count_lock, _state_lock
+    _count_lock = threading.Lock()
+    _state_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class _Chain:
     """The collector of the track_costs invocations enclosing a call (outermost first)."""
 
@@ -211,8 +222,13 @@ def _admit(cfg: _Config) -> None:
 async def _aadmit(cfg: _Config) -> None:
     if cfg.budget is not None:
         store = get_store()
-        # SQLite may wait for another process's write lock: keep the event loop free meanwhile
-        spend = await asyncio.to_thread(store.window, cfg.project, None if cfg.period == "all" else cfg.period)
+        reset = None if cfg.period == "all" else cfg.period
+        if store.is_open():
+            # a read in WAL mode never waits for writers: ~7 us inline, vs ~100 us via a thread
+            spend = store.window(cfg.project, reset)
+        else:
+            # opening may create and migrate the DB, waiting for other processes: off the loop
+            spend = await asyncio.to_thread(store.window, cfg.project, reset)
         if spend.spent_usd >= cfg.budget:
             raise BudgetExceededError(spend.spent_usd, cfg.budget, cfg.project)
     limiter.admit(cfg.project, cfg.rpm, cfg.tpm)

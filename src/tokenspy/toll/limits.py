@@ -13,6 +13,7 @@ complete. The check is made before the decorated function runs:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -101,3 +102,13 @@ class RateLimiter:
 
 
 limiter = RateLimiter()
+
+
+def _after_fork_in_child() -> None:
+    # limits are per process: a forked child starts with empty windows and a free lock
+    limiter._lock = threading.Lock()
+    limiter._windows = {}
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

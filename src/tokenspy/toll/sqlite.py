@@ -19,6 +19,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +37,11 @@ _LATEST_RESET = "SELECT MAX(started_at) FROM budget_windows WHERE project = ? AN
 _GET = (
     "SELECT spent_usd, calls, tokens FROM budget_spend "
     "WHERE project = ? AND period = ? AND window_start = ?"
+)
+# the current window of each of the 4 periods, in one statement
+_GET_ALL = (
+    "SELECT period, spent_usd, calls, tokens FROM budget_spend WHERE project = ? AND ("
+    + " OR ".join(["(period = ? AND window_start = ?)"] * len(PERIODS)) + ")"
 )
 _ADD = (
     "INSERT INTO budget_spend (project, period, window_start, spent_usd, calls, tokens, updated_at) "
@@ -74,6 +80,7 @@ class SQLiteStore:
         self._pid = 0
         self._writer: Store | None = None
         self._same_cache: tuple[Path | None, bool] = (None, False)
+        _live.add(self)
 
     def __repr__(self) -> str:
         return f"SQLiteStore(db_path={str(self.db_path)!r})"
@@ -87,6 +94,10 @@ class SQLiteStore:
                 self._conn = self._open()
                 self._pid = os.getpid()
             yield self._conn
+
+    def is_open(self) -> bool:
+        """Whether this process already has its connection (so that a read will not wait)."""
+        return self._conn is not None and self._pid == os.getpid()
 
     def _open(self) -> sqlite3.Connection:
         # Several processes opening a new DB at once: switching it to WAL can fail with "database
@@ -131,20 +142,25 @@ class SQLiteStore:
         at = now if at is None else at
         cost = float(cost_usd)
         with self._connection() as conn, transaction(conn):
-            reset_at = conn.execute(_LATEST_RESET, (project, at)).fetchone()[0]
-            rows = [
+            reset_now = conn.execute(_LATEST_RESET, (project, now)).fetchone()[0]
+            if reset_now is not None and reset_now > at:  # the call began before a reset
+                reset_at = conn.execute(_LATEST_RESET, (project, at)).fetchone()[0]
+            else:
+                reset_at = reset_now
+            conn.executemany(_ADD, [
                 (project, period, window_start(period, at, reset_at), cost, calls, tokens, now)
                 for period in PERIODS
-            ]
-            conn.executemany(_ADD, rows)
-            if now != at:
-                reset_at = conn.execute(_LATEST_RESET, (project, now)).fetchone()[0]
-            out: dict[str, Spend] = {}
-            for period in PERIODS:
-                start = window_start(period, now, reset_at)
-                row = conn.execute(_GET, (project, period, start)).fetchone()
-                out[period] = Spend(project, period, start, *row) if row else Spend(project, period, start)
-        return out
+            ])
+            starts = {period: window_start(period, now, reset_now) for period in PERIODS}
+            found = {
+                row[0]: row[1:]
+                for row in conn.execute(_GET_ALL, (project, *(x for kv in starts.items() for x in kv)))
+            }
+        return {
+            period: Spend(project, period, start, *found[period]) if period in found
+            else Spend(project, period, start)
+            for period, start in starts.items()
+        }
 
     def reset_window(self, project: str, at: float | None = None) -> float:
         """Start a new budget window for ``project`` now (or at ``at``); spend history is kept."""
@@ -194,3 +210,19 @@ class SQLiteStore:
                 except sqlite3.Error:
                     pass
             self._conn = None
+
+
+_live: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # another thread may have held a store's lock at the fork: the child gets fresh ones (its
+    # connection is reopened on first use; tokenspy.store resets the llm_calls writers)
+    for store in list(_live):
+        store._lock = threading.Lock()
+        store._conn = None
+        store._pid = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -8,6 +8,7 @@ the month) and the project's latest reset at or before that moment. ``period`` `
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 
 RESETS = ("daily", "weekly", "monthly")
@@ -26,20 +27,40 @@ def check_reset(reset: object) -> str:
     raise ValueError(f"reset must be None, 'daily', 'weekly' or 'monthly', not {reset!r}")
 
 
+_DAY = 86400.0
+_starts: dict[int, tuple[float, float, float]] = {}  # day number -> (daily, weekly, monthly) starts
+
+
+def _day_starts(day: int) -> tuple[float, float, float]:
+    try:
+        return _starts[day]
+    except KeyError:
+        pass
+    d = datetime.fromtimestamp(day * _DAY, _UTC)
+    midnight = datetime(d.year, d.month, d.day, tzinfo=_UTC)
+    got = (
+        midnight.timestamp(),
+        (midnight - timedelta(days=d.weekday())).timestamp(),
+        datetime(d.year, d.month, 1, tzinfo=_UTC).timestamp(),
+    )
+    if len(_starts) > 4096:
+        _starts.clear()
+    _starts[day] = got
+    return got
+
+
+_INDEX = {"daily": 0, "weekly": 1, "monthly": 2}
+
+
 def calendar_start(period: str, ts: float) -> float:
     """Unix time at which the calendar ``period`` holding ``ts`` began (0.0 for ``"all"``)."""
     if period == ALL:
         return 0.0
-    d = datetime.fromtimestamp(ts, _UTC)
-    if period == "daily":
-        start = datetime(d.year, d.month, d.day, tzinfo=_UTC)
-    elif period == "weekly":
-        start = datetime(d.year, d.month, d.day, tzinfo=_UTC) - timedelta(days=d.weekday())
-    elif period == "monthly":
-        start = datetime(d.year, d.month, 1, tzinfo=_UTC)
-    else:
-        raise ValueError(f"unknown budget period {period!r}")
-    return start.timestamp()
+    try:
+        index = _INDEX[period]
+    except KeyError:
+        raise ValueError(f"unknown budget period {period!r}") from None
+    return _day_starts(math.floor(ts / _DAY))[index]
 
 
 def window_start(period: str, ts: float, reset_at: float | None) -> float:

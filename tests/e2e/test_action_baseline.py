@@ -1,0 +1,295 @@
+"""Where the baseline comes from: the base branch's artifact, a path, or two commits of one DB.
+
+No test needs git history: the base SHA comes from the event payload (one test runs in a real
+``git clone --depth 1``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from conftest import BASE_SHA, HEAD_SHA, MERGE_SHA, PR_NUMBER, make_db, zip_bytes
+
+ARTIFACTS = r"/repos/acme/shop/actions/artifacts"
+ZIP = r"/repos/acme/shop/actions/artifacts/\d+/zip"
+
+
+def _notice_lines(result, level: str = "notice") -> list[str]:
+    return [line for line in result.stdout.splitlines() if line.startswith(f"::{level}")]
+
+
+def test_artifact_of_the_base_branch_is_found_downloaded_and_used(runner, gh, tmp_path):
+    base_db = make_db(tmp_path / "main" / "usage.db", commit=BASE_SHA)
+    art = gh.add_artifact("tokenspy-usage", base_db, head_sha=BASE_SHA)
+    runner.pull_request()
+    make_db(runner.workspace / ".tokenspy/usage.db", scale=2.0)
+    result = runner.run()
+    assert result.returncode == 1, result.stdout[-3000:]
+    out = result.action_outputs
+    assert out["baseline-source"] == "artifact"
+    assert out["verdict"] == "fail"
+    assert float(out["baseline-total-usd"]) < float(out["current-total-usd"])
+    [listing] = gh.requests("GET", ARTIFACTS)
+    assert listing.query["name"] == ["tokenspy-usage"]
+    assert gh.requests("GET", rf"/repos/acme/shop/actions/runs/{art['workflow_run']['id']}")
+    [download] = gh.requests("GET", ZIP)
+    assert (download.status == 302 and download.authorization == f"token {gh.token}") or \
+        download.authorization == f"Bearer {gh.token}"
+    assert gh.requests("GET", r"/_blob/\d+")[0].status == 200
+    assert f"Baseline: artifact tokenspy-usage of run {art['workflow_run']['id']} on main at 111111111111" \
+        in result.summary
+    body = gh.comments(PR_NUMBER)[0]["body"]
+    assert f"gh run download {art['workflow_run']['id']} -n tokenspy-usage" in body
+    assert str(runner.temp) not in body  # no runner path in the comment: stable bodies
+    assert not _notice_lines(result, "warning")
+
+
+def test_prefers_the_prs_exact_base_then_the_newest_good_run(runner, gh, tmp_path):
+    exact = make_db(tmp_path / "a" / "usage.db", commit=BASE_SHA, scale=2.0)
+    newer = make_db(tmp_path / "b" / "usage.db", commit="9" * 40, scale=1.0)
+    gh.add_artifact("tokenspy-usage", exact, head_sha=BASE_SHA)
+    gh.add_artifact("tokenspy-usage", newer, head_sha="9" * 40)  # newer, but not the PR's base
+    runner.pull_request()
+    make_db(runner.workspace / ".tokenspy/usage.db", scale=2.0)
+    result = runner.run()
+    assert result.returncode == 0
+    assert result.action_outputs["baseline-source"] == "artifact"
+    assert result.action_outputs["delta-usd"] == "0.000000"  # compared with the exact base
+
+
+def test_untrusted_or_unfinished_artifacts_are_skipped(runner, gh, tmp_path):
+    good = make_db(tmp_path / "good" / "usage.db", commit="8" * 40)
+    poisoned = make_db(tmp_path / "bad" / "usage.db", commit="7" * 40, scale=50.0)
+    gh.add_artifact("tokenspy-usage", good, head_sha="8" * 40)
+    gh.add_artifact("tokenspy-usage", poisoned, fork=True)  # a fork's run
+    gh.add_artifact("tokenspy-usage", poisoned, event="pull_request")  # a PR's workflow run
+    gh.add_artifact("tokenspy-usage", poisoned, conclusion="failure")
+    gh.add_artifact("tokenspy-usage", poisoned, conclusion=None)  # still running
+    gh.add_artifact("tokenspy-usage", poisoned, expired=True)
+    gh.add_artifact("tokenspy-usage", poisoned, branch="release")
+    gh.add_artifact("other-name", poisoned)
+    runner.pull_request()
+    make_db(runner.workspace / ".tokenspy/usage.db", scale=2.0)
+    result = runner.run({"fail-on-regression": "false"})
+    assert result.action_outputs["baseline-source"] == "artifact"
+    assert "at 888888888888" in result.summary
+    assert float(result.action_outputs["delta-usd"]) > 0  # against the good one, not the 50x one
+    assert len(gh.requests("GET", ZIP)) == 1
+
+
+def test_no_artifact_is_a_notice_and_a_pass(runner, gh):
+    runner.pull_request()
+    make_db(runner.workspace / ".tokenspy/usage.db", scale=5.0)
+    result = runner.run()
+    assert result.returncode == 0
+    out = result.action_outputs
+    assert out["verdict"] == "pass"
+    assert out["baseline-source"] == "none"
+    assert out["baseline-total-usd"] == "" and out["delta-usd"] == ""
+    [notice] = _notice_lines(result)
+    assert "No baseline" in notice and "tokenspy-usage" in notice and "main" in notice
+    assert "No baseline: no artifact named" in result.summary
+    assert "no baseline" in result.summary.lower()
+    assert out["comment-status"] == "skipped"  # on-change: nothing to compare, nothing to say
+    assert not gh.writes
+
+
+def test_only_unusable_artifacts_say_why(runner, gh, tmp_path):
+    db = make_db(tmp_path / "x" / "usage.db", commit=BASE_SHA)
+    gh.add_artifact("tokenspy-usage", db, conclusion="failure")
+    runner.pull_request()
+    make_db(runner.workspace / ".tokenspy/usage.db")
+    result = runner.run()
+    assert result.returncode == 0
+    [notice] = _notice_lines(result)
+    assert "successful run" in notice and "failure" in notice
+
+
+def test_artifacts_not_readable_is_a_warning_and_a_pass(runner, gh):
+    gh.actions_forbidden = True
+    runner.pull_request()
+    make_db(runner.workspace / ".tokenspy/usage.db", scale=2.0)
+    result = runner.run()
+    assert result.returncode == 0
+    [warning] = _notice_lines(result, "warning")
+    assert "403" in warning and "actions: read" in warning
+    assert result.action_outputs["baseline-source"] == "none"
+
+
+def test_download_redirect_to_a_foreign_host_is_refused(runner, gh, tmp_path):
+    db = make_db(tmp_path / "m" / "usage.db", commit=BASE_SHA)
+    gh.add_artifact("tokenspy-usage", db, head_sha=BASE_SHA)
+    gh.redirect_to = "http://127.0.0.2:9/steal/"
+    runner.pull_request()
+    make_db(runner.workspace / ".tokenspy/usage.db", scale=2.0)
+    result = runner.run()
+    assert result.returncode == 0
+    [warning] = _notice_lines(result, "warning")
+    assert "refusing" in warning and "127.0.0.2" in warning
+    assert result.action_outputs["baseline-source"] == "none"
+
+
+def test_artifact_without_a_db_is_a_warning(runner, gh):
+    gh.add_artifact("tokenspy-usage", zip_bytes({"a.txt": b"x", "b.txt": b"y"}), head_sha=BASE_SHA)
+    runner.pull_request()
+    make_db(runner.workspace / ".tokenspy/usage.db")
+    result = runner.run()
+    assert result.returncode == 0
+    [warning] = _notice_lines(result, "warning")
+    assert "no DB file" in warning
+
+
+def test_push_to_default_saves_the_db_and_the_next_pr_uses_it(runner, gh):
+    make_db(runner.workspace / ".tokenspy/usage.db", commit=BASE_SHA)
+    runner.push(BASE_SHA)
+    push = runner.run()
+    assert push.returncode == 0
+    assert push.action_outputs["verdict"] == "pass"
+    assert push.action_outputs["baseline-source"] == "none"
+    assert push.action_outputs["comment-status"] == "skipped"
+    assert not gh.log  # a push needs no API call: the upload is upload-artifact's job
+    assert push.upload is not None, "the upload step's if: must hold on a push to the default branch"
+    assert push.upload["name"] == "tokenspy-usage"
+    saved = Path(push.upload["path"])
+    assert saved.read_bytes().startswith(b"SQLite format 3\x00")
+    assert "saved as the artifact `tokenspy-usage`" in push.summary
+
+    runner.upload_artifact(push.upload, sha=BASE_SHA)  # what actions/upload-artifact does
+    (runner.workspace / ".tokenspy/usage.db").unlink()
+    make_db(runner.workspace / ".tokenspy/usage.db", scale=2.0)
+    runner.pull_request()
+    pr = runner.run()
+    assert pr.returncode == 1
+    assert pr.action_outputs["baseline-source"] == "artifact"
+    assert pr.upload is None
+
+
+def test_no_upload_on_other_branches_or_without_artifact_name(runner, gh):
+    make_db(runner.workspace / ".tokenspy/usage.db")
+    runner.push("4" * 40, branch="feature")
+    assert runner.run().upload is None
+    runner.push(BASE_SHA)
+    assert runner.run({"artifact-name": ""}).upload is None
+
+
+def test_artifact_mode_on_a_push_compares_with_the_default_branch(runner, gh, tmp_path):
+    db = make_db(tmp_path / "m" / "usage.db", commit=BASE_SHA)
+    gh.add_artifact("tokenspy-usage", db, head_sha=BASE_SHA)
+    make_db(runner.workspace / ".tokenspy/usage.db", commit="4" * 40, scale=2.0)
+    runner.push("4" * 40, branch="feature")
+    result = runner.run({"baseline": "artifact"})
+    assert result.returncode == 1
+    assert result.action_outputs["baseline-source"] == "artifact"
+
+
+def test_baseline_db_path(runner, gh):
+    runner.pull_request()
+    make_db(runner.workspace / ".tokenspy/usage.db", scale=2.0)
+    make_db(runner.workspace / "restored" / "usage.db", commit=BASE_SHA)
+    result = runner.run({"baseline": "path", "baseline-db": "restored/usage.db"})
+    assert result.returncode == 1
+    assert result.action_outputs["baseline-source"] == "path"
+    assert not gh.requests("GET", ARTIFACTS)
+
+
+def test_baseline_none_never_compares(runner, gh, tmp_path):
+    db = make_db(tmp_path / "m" / "usage.db", commit=BASE_SHA)
+    gh.add_artifact("tokenspy-usage", db, head_sha=BASE_SHA)
+    runner.pull_request()
+    make_db(runner.workspace / ".tokenspy/usage.db", scale=2.0)
+    result = runner.run({"baseline": "none"})
+    assert result.returncode == 0
+    assert result.action_outputs["baseline-source"] == "none"
+    assert not gh.requests("GET", ARTIFACTS)
+
+
+def _two_commit_db(path: Path, base: str = BASE_SHA, head: str = MERGE_SHA, head_scale: float = 2.0) -> Path:
+    make_db(path, commit=base, run_id="base-run")
+    make_db(path, commit=head, run_id="head-run", scale=head_scale)
+    return path
+
+
+def test_base_ref_compares_two_commits_of_one_db(runner, gh):
+    runner.pull_request()
+    _two_commit_db(runner.workspace / ".tokenspy/usage.db")
+    for ref in ("pr-base", "main", "origin/main", BASE_SHA):
+        result = runner.run({"base-ref": ref})
+        assert result.returncode == 1, (ref, result.stdout[-2000:])
+        assert result.action_outputs["baseline-source"] == "commit"
+        assert "tokenspy compare 111111111111 333333333333" in result.summary
+    assert not gh.requests("GET", ARTIFACTS)
+
+
+def test_auto_uses_the_base_commits_rows_when_the_db_has_them(runner, gh):
+    runner.pull_request()
+    _two_commit_db(runner.workspace / ".tokenspy/usage.db", head=HEAD_SHA)  # rows tagged with the PR head
+    result = runner.run()
+    assert result.returncode == 1
+    assert result.action_outputs["baseline-source"] == "commit"
+    assert "the PR's base commit 111111111111 in the same DB" in result.summary
+    assert not gh.requests("GET", ARTIFACTS)
+
+
+def test_base_ref_commit_without_rows_is_a_usage_error(runner, gh):
+    runner.pull_request()
+    make_db(runner.workspace / ".tokenspy/usage.db")
+    result = runner.run({"base-ref": "pr-base"})
+    assert result.returncode == 2
+    [line] = result.error_lines
+    assert line.startswith("::error::tokenspy: ") and "has no rows" in line and BASE_SHA in line
+
+
+def _git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_CONFIG_NOSYSTEM": "1",
+           "HOME": str(cwd)}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def shallow_clone(tmp_path: Path, workspace: Path) -> tuple[str, str]:
+    """A repo with two commits, cloned with ``--depth 1`` into ``workspace`` (as actions/checkout
+    does by default). Returns (base, head) SHAs; the base commit is NOT in the clone."""
+    src = tmp_path / "origin"
+    src.mkdir()
+    _git(src, "init", "-q", "-b", "main")
+    (src / "app.py").write_text("PROMPT = 'short'\n")
+    _git(src, "add", ".")
+    _git(src, "commit", "-q", "-m", "base")
+    base = _git(src, "rev-parse", "HEAD")
+    (src / "app.py").write_text("PROMPT = 'a much longer prompt'\n")
+    _git(src, "commit", "-q", "-am", "prompt change")
+    head = _git(src, "rev-parse", "HEAD")
+    _git(tmp_path, "clone", "-q", "--depth", "1", src.as_uri(), str(workspace))
+    assert _git(workspace, "rev-parse", "--is-shallow-repository") == "true"
+    assert subprocess.run(["git", "cat-file", "-e", f"{base}^{{commit}}"], cwd=workspace,
+                          capture_output=True).returncode != 0, "the base commit must be missing"
+    return base, head
+
+
+def test_shallow_workspace_needs_no_history(runner, gh, tmp_path):
+    base, head = shallow_clone(tmp_path, runner.workspace)
+    runner.pull_request(base_sha=base, head_sha=head)
+    runner.sha = head
+    db = runner.workspace / ".tokenspy/usage.db"
+    _two_commit_db(db, base=base, head=head)
+    auto = runner.run()
+    assert auto.returncode == 1, auto.stdout[-2000:]
+    assert auto.action_outputs["baseline-source"] == "commit"
+
+    # the artifact route in the same shallow checkout
+    db.unlink()
+    make_db(db, commit=head, scale=2.0)
+    gh.add_artifact("tokenspy-usage", make_db(tmp_path / "main" / "usage.db", commit=base), head_sha=base)
+    artifact = runner.run()
+    assert artifact.returncode == 1
+    assert artifact.action_outputs["baseline-source"] == "artifact"
+
+    # a revision that does need history says how to get it (HEAD~1 would resolve: the head
+    # commit names its parent; its grandparent needs the missing parent object)
+    _two_commit_db(tmp_path / "both.db", base=base, head=head)
+    history = runner.run({"base-ref": "HEAD~2", "current-db": str(tmp_path / "both.db")})
+    assert history.returncode == 2
+    [line] = history.error_lines
+    assert "HEAD~2" in line and "fetch-depth: 0" in line
