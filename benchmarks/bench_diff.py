@@ -26,9 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import make_big_db  # noqa: E402
-
-from tokenspy import store  # noqa: E402
+import make_big_db
+from tokenspy import store
 
 BARE = (
     "SELECT function_name, model, COUNT(*), SUM(input_tokens), SUM(cached_input_tokens), "

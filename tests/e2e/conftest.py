@@ -138,6 +138,33 @@ def zip_bytes(files: Mapping[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
+def _git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_CONFIG_NOSYSTEM": "1",
+           "HOME": str(cwd)}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def shallow_clone(tmp_path: Path, workspace: Path) -> tuple[str, str]:
+    """A repo with two commits, cloned with ``--depth 1`` into ``workspace`` (as actions/checkout
+    does by default). Returns (base, head) SHAs; the base commit is NOT in the clone."""
+    src = tmp_path / "origin"
+    src.mkdir()
+    _git(src, "init", "-q", "-b", "main")
+    (src / "app.py").write_text("PROMPT = 'short'\n")
+    _git(src, "add", ".")
+    _git(src, "commit", "-q", "-m", "base")
+    base = _git(src, "rev-parse", "HEAD")
+    (src / "app.py").write_text("PROMPT = 'a much longer prompt'\n")
+    _git(src, "commit", "-q", "-am", "prompt change")
+    head = _git(src, "rev-parse", "HEAD")
+    _git(tmp_path, "clone", "-q", "--depth", "1", src.as_uri(), str(workspace))
+    assert _git(workspace, "rev-parse", "--is-shallow-repository") == "true"
+    assert subprocess.run(["git", "cat-file", "-e", f"{base}^{{commit}}"], cwd=workspace,
+                          capture_output=True).returncode != 0, "the base commit must be missing"
+    return base, head
+
+
 @dataclass
 class ActionRun:
     returncode: int
@@ -246,6 +273,8 @@ class Runner:
             upload = {k: render(str(v), ctx) for k, v in upload_step["with"].items()}
         result = ActionRun(proc.returncode, proc.stdout, proc.stderr, outputs, action_outputs,
                            (run_dir / "summary.md").read_text(encoding="utf-8"), upload, env)
+        # shown by pytest when a test fails
+        print(f"--- run {self.runs}: exit {proc.returncode}\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
         report = Path(outputs["report-path"]).read_text(encoding="utf-8") if outputs.get("report-path") else ""
         for text in (result.stdout, result.stderr, result.summary, json.dumps(outputs), report):
             assert self.gh.token not in text, "the token was printed"

@@ -6,11 +6,9 @@ No test needs git history: the base SHA comes from the event payload (one test r
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
-from conftest import BASE_SHA, HEAD_SHA, MERGE_SHA, PR_NUMBER, make_db, zip_bytes
+from conftest import BASE_SHA, HEAD_SHA, MERGE_SHA, PR_NUMBER, make_db, shallow_clone, zip_bytes
 
 ARTIFACTS = r"/repos/acme/shop/actions/artifacts"
 ZIP = r"/repos/acme/shop/actions/artifacts/\d+/zip"
@@ -73,7 +71,7 @@ def test_untrusted_or_unfinished_artifacts_are_skipped(runner, gh, tmp_path):
     runner.pull_request()
     make_db(runner.workspace / ".tokenspy/usage.db", scale=2.0)
     result = runner.run({"fail-on-regression": "false"})
-    assert result.action_outputs["baseline-source"] == "artifact"
+    assert result.action_outputs["baseline-source"] == "artifact", (result.stdout[-3000:], result.stderr)
     assert "at 888888888888" in result.summary
     assert float(result.action_outputs["delta-usd"]) > 0  # against the good one, not the 50x one
     assert len(gh.requests("GET", ZIP)) == 1
@@ -239,33 +237,6 @@ def test_base_ref_commit_without_rows_is_a_usage_error(runner, gh):
     assert result.returncode == 2
     [line] = result.error_lines
     assert line.startswith("::error::tokenspy: ") and "has no rows" in line and BASE_SHA in line
-
-
-def _git(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_CONFIG_NOSYSTEM": "1",
-           "HOME": str(cwd)}
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def shallow_clone(tmp_path: Path, workspace: Path) -> tuple[str, str]:
-    """A repo with two commits, cloned with ``--depth 1`` into ``workspace`` (as actions/checkout
-    does by default). Returns (base, head) SHAs; the base commit is NOT in the clone."""
-    src = tmp_path / "origin"
-    src.mkdir()
-    _git(src, "init", "-q", "-b", "main")
-    (src / "app.py").write_text("PROMPT = 'short'\n")
-    _git(src, "add", ".")
-    _git(src, "commit", "-q", "-m", "base")
-    base = _git(src, "rev-parse", "HEAD")
-    (src / "app.py").write_text("PROMPT = 'a much longer prompt'\n")
-    _git(src, "commit", "-q", "-am", "prompt change")
-    head = _git(src, "rev-parse", "HEAD")
-    _git(tmp_path, "clone", "-q", "--depth", "1", src.as_uri(), str(workspace))
-    assert _git(workspace, "rev-parse", "--is-shallow-repository") == "true"
-    assert subprocess.run(["git", "cat-file", "-e", f"{base}^{{commit}}"], cwd=workspace,
-                          capture_output=True).returncode != 0, "the base commit must be missing"
-    return base, head
 
 
 def test_shallow_workspace_needs_no_history(runner, gh, tmp_path):

@@ -224,3 +224,6 @@ def test_shards_of_one_run_are_summed_not_averaged():
     assert shards.info.sharded and shards.info.samples == 1 and shards.info.runs == 2
     d = diff(shards, side(g("f", 2000, test="tests/a.py::t1")))
     assert d.mode == "exact" and row(d, "function", "f").change == "unchanged"
+    # a run without tests (a script) next to a test run: not shards, repeats
+    mixed = side(g("f", 1000, test="tests/a.py::t1", run="s1"), g("f", 1000, run="script"))
+    assert not mixed.info.sharded and mixed.info.samples == 2

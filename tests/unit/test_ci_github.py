@@ -17,7 +17,8 @@ from tokenspy.ci.thresholds import Thresholds
 
 RATES = Rates(1e-6, 1e-7, 1e-6, 2e-6, 2e-6, 0.0)
 NASTY = st.text(
-    alphabet=st.one_of(st.sampled_from(list("%:,\r\n|`<>&@*_[]#$\\=\u2028\x00\t ")), st.characters(blacklist_categories=("Cs",))),
+    alphabet=st.one_of(st.sampled_from(list("%:,\r\n|`<>&@*_[]#$\\=\u2028\x00\t ")),
+                       st.characters(blacklist_categories=("Cs",))),
     min_size=1, max_size=30,
 )
 
@@ -61,7 +62,7 @@ def test_every_annotation_is_one_line_and_round_trips(names, fail):
     top = parsed[: github.MAX_PER_LEVEL]
     assert {p[0] for p in top} == {level}
     ranked = sorted(d.regressions, key=lambda r: -r.delta_usd)[: github.MAX_PER_LEVEL]
-    for (name, props, message), r in zip(top, ranked, strict=True):
+    for (_, props, message), r in zip(top, ranked, strict=True):
         if r.kind == "function":
             assert props["title"] == f"tokenspy: cost regression in {r.key}"
             assert message.startswith(f"function {r.key}: ")
@@ -87,7 +88,7 @@ def test_top_ten_by_impact_and_one_summary():
     titles = [parse_command(x)[1]["title"] for x in lines[:10]]
     # biggest $ first (the total went down: the baseline's big function is gone)
     assert titles == [f"tokenspy: cost regression in fn{i}" for i in range(24, 14, -1)]
-    name, props, message = parse_command(lines[10])
+    name, _, message = parse_command(lines[10])
     assert name == "notice" and message.startswith("15 more cost regressions") and "fn00" in message
     assert "fn15" not in message
 

@@ -168,7 +168,8 @@ def test_unchanged_rows_collapsed_and_changed_first():
 
 
 NAMES = st.text(
-    alphabet=st.one_of(st.sampled_from(list("|`<>&\r\n\t\\*_[]#$@%:,~!\u2028\u0085\x0b")), st.characters(blacklist_categories=("Cs",))),
+    alphabet=st.one_of(st.sampled_from(list("|`<>&\r\n\t\\*_[]#$@%:,~!\u2028\u0085\x0b")),
+                       st.characters(blacklist_categories=("Cs",))),
     min_size=1, max_size=25,
 )
 

@@ -64,7 +64,7 @@ def emit(d: CostDiff, *, format: Format | None = "text", github_on: bool | None 
         else:
             stream.write(text)
     if on:
-        github.publish(d, sys.stderr if format == "json" and output is None else stream)
+        github.publish(d, sys.stderr if format == "json" else stream)
     stream.flush()
 
 

@@ -58,6 +58,9 @@ def combine(out_db: str | os.PathLike[str], in_dbs: Sequence[str | os.PathLike[s
     added = seen = 0
     try:
         with store.transaction(conn):
+            # The recording DBs skip this index to keep writes cheap; the combined one needs it
+            # for INSERT OR IGNORE to see duplicates.
+            conn.execute(store.UID_INDEX)
             for p in inputs:
                 with closing(store.open_readonly(p)) as src:
                     have = store.columns_of(src)

@@ -68,7 +68,9 @@ def _run_layout(groups: Sequence[Group]) -> tuple[dict[str | None, int], int, bo
     for g in groups:
         if g.test is not None:
             runs_of_test.setdefault(g.test, set()).add(g.run)
-    sharded = bool(runs_of_test) and all(len(s) == 1 for s in runs_of_test.values())
+    # Shards: every run ran tests, and no test ran in two runs.
+    runs_with_tests = set().union(*runs_of_test.values()) if runs_of_test else set()
+    sharded = len(runs_with_tests) == len(runs) and all(len(s) == 1 for s in runs_of_test.values())
     if sharded:
         return {r: 0 for r in runs}, 1, True, len(runs)
     return {r: i for i, r in enumerate(runs)}, len(runs), False, len(runs)
@@ -162,7 +164,7 @@ def build_side(priced: Iterable[tuple[Group, Rates | None]], label: str, commit:
             out[key] = KeyStats(usage, sd, loc)
         keys_out[kind] = out
     t_usage, t_sd = _stats(total_runs, samples)
-    calls = int(t_usage.calls * samples) if samples > 1 else int(t_usage.calls)
+    calls = round(t_usage.calls * samples)
     info = SideInfo(label, n_runs, samples, sharded, calls, commit)
     return Side(info, KeyStats(t_usage, t_sd), keys_out)
 

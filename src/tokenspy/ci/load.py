@@ -4,15 +4,20 @@ Both sides are priced with one table at one instant (``now``), from their stored
 the ``cost_usd`` stored at record time is ignored. So a price-table update, or a price schedule
 (e.g. off-peak discounts), never shows up as a regression, and the report names the table
 version it used.
+
+The SQL runs on a thread pool; meanwhile this thread loads the price data and rolls up the
+first side while the second one is still being read.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from tokenspy.ci.diff import Side, build_side
-from tokenspy.ci.query import Group, Source, bucket_range, fetch_all, fetch_tiered, parallel
+from tokenspy.ci.query import Group, Source, bucket_range, fetch_tiered, parallel, submit_all
 from tokenspy.ci.rates import PriceLike, Rates, TierMap, tier_map
 
 Lookup = Callable[[str, "str | None"], "PriceLike | None"]
@@ -21,8 +26,13 @@ MAX_INPUT = 10**9  # tiers are searched up to this many input tokens per call
 
 
 def _default_lookup() -> Lookup:
+    # Import the price data now, while the SQL threads run, rather than at the first lookup.
+    # (Import only: resolving a model here would add a lookup the diff does not need.)
+    import genai_prices.data  # noqa: F401
+
     from tokenspy import pricing
 
+    pricing.table_version()
     return pricing.lookup
 
 
@@ -31,52 +41,68 @@ def _spans(tm: TierMap, bucket: int) -> bool:
     return any(lo < b < hi for b in tm.bounds)
 
 
-def load_sides(sources: Sequence[Source], lookup: Lookup | None = None,
-               now: float | None = None) -> list[Side]:
-    """Fetch, price and roll up each source; all sides priced at the same instant."""
-    lookup = lookup or _default_lookup()
-    now = time.time() if now is None else now
-    per_side = fetch_all(sources)
+class _Pricer:
+    """Rates per (model, provider, bucket), tier maps computed once per model and reach."""
 
-    top_bucket: dict[ModelKey, int] = {}
-    for groups in per_side:
+    def __init__(self, lookup: Lookup, now: float) -> None:
+        self.lookup = lookup
+        self.now = now
+        self.prices: dict[ModelKey, PriceLike | None] = {}
+        self.maps: dict[tuple[ModelKey, int], TierMap] = {}
+
+    def tier_map(self, key: ModelKey, top_bucket: int) -> TierMap | None:
+        if key not in self.prices:
+            self.prices[key] = self.lookup(key[0], key[1]) if key[0] else None
+        price = self.prices[key]
+        if price is None:
+            return None
+        mk = (key, top_bucket)
+        if mk not in self.maps:
+            self.maps[mk] = tier_map(price, min(bucket_range(top_bucket)[1], MAX_INPUT), self.now)
+        return self.maps[mk]
+
+    def price_side(self, src: Source, groups: list[Group]) -> list[tuple[Group, Rates | None]]:
+        top: dict[ModelKey, int] = {}
         for g in groups:
             k = (g.model, g.provider)
-            if g.bucket > top_bucket.get(k, -1):
-                top_bucket[k] = g.bucket
-    tiers: dict[ModelKey, TierMap | None] = {}
-    for (model, provider), bucket in top_bucket.items():
-        price = lookup(model, provider) if model else None
-        top = min(bucket_range(bucket)[1], MAX_INPUT)
-        tiers[(model, provider)] = None if price is None else tier_map(price, top, now)
-
-    priced: list[list[tuple[Group, Rates | None]]] = []
-    refetch: list[tuple[int, ModelKey]] = []
-    for i, groups in enumerate(per_side):
+            if g.bucket > top.get(k, -1):
+                top[k] = g.bucket
+        maps = {k: self.tier_map(k, b) for k, b in top.items()}
         # A model with a tier boundary inside a bucket that holds its calls: re-read that model
         # split by its own tiers (no known model needs it; costs one filtered pass).
-        redo = {k for k, b in {((g.model, g.provider), g.bucket) for g in groups}
-                if (tm := tiers[k]) is not None and tm.bounds and _spans(tm, b)}
-        refetch += [(i, k) for k in sorted(redo, key=lambda k: (str(k[0]), str(k[1])))]
-        side: list[tuple[Group, Rates | None]] = []
+        redo = sorted({k for k, b in {((g.model, g.provider), g.bucket) for g in groups}
+                       if (tm := maps[k]) is not None and tm.bounds and _spans(tm, b)},
+                      key=lambda k: (str(k[0]), str(k[1])))
+        out: list[tuple[Group, Rates | None]] = []
         memo: dict[tuple[ModelKey, int], Rates | None] = {}
+        skip = set(redo)
         for g in groups:
             k = (g.model, g.provider)
-            if k in redo:
+            if k in skip:
                 continue
             mk = (k, g.bucket)
             try:
                 rates = memo[mk]
             except KeyError:
-                tm = tiers[k]
+                tm = maps[k]
                 rates = memo[mk] = None if tm is None else tm.rates[tm.tier_of(bucket_range(g.bucket)[0] + 1)]
-            side.append((g, rates))
-        priced.append(side)
-    extra = parallel([lambda i=i, k=k: fetch_tiered(sources[i], k[0], k[1], tiers[k].bounds)  # type: ignore[union-attr]
-                      for i, k in refetch])
-    for (i, k), groups in zip(refetch, extra, strict=True):
-        tm = tiers[k]
-        assert tm is not None
-        priced[i].extend((g, tm.rates[g.bucket]) for g in groups)
+            out.append((g, rates))
+        extra = parallel([lambda k=k: fetch_tiered(src, k[0], k[1], maps[k].bounds) for k in redo])  # type: ignore[union-attr]
+        for k, part in zip(redo, extra, strict=True):
+            tm = maps[k]
+            assert tm is not None
+            out.extend((g, tm.rates[g.bucket]) for g in part)
+        return out
 
-    return [build_side(side, src.label, src.commit) for src, side in zip(sources, priced, strict=True)]
+
+def load_sides(sources: Sequence[Source], lookup: Lookup | None = None,
+               now: float | None = None) -> list[Side]:
+    """Fetch, price and roll up each source; all sides priced at the same instant."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        futures = submit_all(sources, pool)
+        pricer = _Pricer(lookup or _default_lookup(), time.time() if now is None else now)
+        sides = []
+        for src, fs in zip(sources, futures, strict=True):
+            groups = [g for f in fs for g in f.result()]
+            sides.append(build_side(pricer.price_side(src, groups), src.label, src.commit))
+        return sides

@@ -51,6 +51,11 @@ def md(text: object) -> str:
     return str(text).translate(_MD)
 
 
+def _num_cell(text: str) -> str:
+    # Our own number formats: only "$" needs escaping (it is much cheaper than `md`).
+    return text.replace("$", "\\$")
+
+
 def code_span(text: str) -> str:
     """Inline code for a command line; the fence is longer than any backtick run inside."""
     one_line = " ".join(str(text).splitlines())
@@ -103,7 +108,7 @@ def _cells(row: DiffRow, has_baseline: bool) -> list[str]:
         cells += [fmt.signed_usd(row.delta_usd), fmt.pct(row)]
     cells.append(fmt.per_call(row.current if row.current is not None else row.baseline))
     head = [_status(row), _name(row)] if has_baseline else [_name(row)]
-    return head + [md(c) for c in cells]
+    return head + [_num_cell(c) for c in cells]
 
 
 def _header(first: str, has_baseline: bool) -> list[str]:
@@ -214,9 +219,20 @@ def _render(d: CostDiff, sections: Sequence[Section], regressions: Table, unpric
     )
 
 
+_last_sections: tuple[CostDiff, list[Section]] | None = None
+
+
+def _sections_cached(d: CostDiff) -> list[Section]:
+    # The step summary, the report file and --format markdown render the same diff in a row.
+    global _last_sections
+    if _last_sections is None or _last_sections[0] is not d:
+        _last_sections = (d, _sections(d))
+    return _last_sections[1]
+
+
 def render_markdown(d: CostDiff, max_chars: int | None = None, max_bytes: int | None = None) -> str:
     """The Markdown report; with a cap, as many whole rows as fit (same number in every table)."""
-    sections = _sections(d)
+    sections = _sections_cached(d)
     regressions = _regression_rows(d)
     unpriced = _unpriced_rows(d)
 

@@ -12,10 +12,11 @@ writes: connections come from ``store.open_readonly``.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
@@ -33,7 +34,7 @@ SPLITS = (32_000, 100_000, 128_000, 199_999, 200_000, 256_000, 272_000, 512_000)
 _BUCKET = (f"CASE WHEN input_tokens <= {SPLITS[0]} THEN 0 ELSE 1"
            + "".join(f" + (input_tokens > {s})" for s in SPLITS[1:]) + " END")
 CHUNK_ROWS = 65_536  # rows per query: the sorter then works in memory, and chunks run in parallel
-MAX_RUN_QUERIES = 256  # more runs than this: group by run_id instead of one query per run
+MAX_RUN_CUTS = 256  # beyond this many runs, chunks are cut by size only
 
 
 def bucket_range(bucket: int) -> tuple[int, int]:
@@ -79,15 +80,14 @@ class Source:
         return f"{self.path}@{self.commit[:12]}" if self.commit else self.path
 
 
-def _select(conn: sqlite3.Connection, bucket: str, with_run: bool) -> str:
+def _select(conn: sqlite3.Connection, bucket: str) -> str:
     col = store.columns_of(conn)
 
     def c(name: str, default: str) -> str:
         return name if name in col else default
 
-    run = f"{c('run_id', 'NULL')}, " if with_run else ""
     return (
-        f"SELECT function_name, {c('test_id', 'NULL')}, model, provider, {run}{bucket}, "
+        f"SELECT function_name, {c('test_id', 'NULL')}, model, provider, {c('run_id', 'NULL')}, {bucket}, "
         f"COUNT(*), SUM(input_tokens), SUM({c('cached_input_tokens', '0')}), "
         f"SUM({c('cache_write_tokens', '0')}), SUM(output_tokens), SUM({c('reasoning_tokens', '0')}), "
         f"MIN({c('source_file', 'NULL')}), MIN({c('source_line', 'NULL')}) FROM llm_calls"
@@ -102,18 +102,13 @@ def _run(src: Source, fn: Callable[[sqlite3.Connection], T]) -> T:
             raise store.DBError(f"{src.path}: unreadable ({exc})") from None
 
 
-_ANY_RUN = object()  # the run is a GROUP BY column, not fixed by the query
-
-
 @dataclass(frozen=True)
 class _Job:
     src: Source
     bucket: str
-    run: object = _ANY_RUN  # a run id (or None) the query is restricted to
-    id_range: tuple[int, int] | None = None
+    id_range: tuple[int, int] | None = None  # [lo, hi)
     extra_where: str = ""
     extra_params: tuple[object, ...] = ()
-    filter_run: bool = True  # False: the side has this one run only, no need to filter on it
 
 
 def _query(job: _Job) -> list[Group]:
@@ -123,13 +118,6 @@ def _query(job: _Job) -> list[Group]:
         if job.src.commit:
             conds.append("git_commit = ?")
             params.append(job.src.commit)
-        with_run = job.run is _ANY_RUN
-        if not with_run and job.filter_run and "run_id" in store.columns_of(conn):
-            if job.run is None:
-                conds.append("run_id IS NULL")
-            else:
-                conds.append("run_id = ?")
-                params.append(job.run)
         if job.extra_where:
             conds.append(job.extra_where)
             params.extend(job.extra_params)
@@ -137,73 +125,67 @@ def _query(job: _Job) -> list[Group]:
             conds.append("id >= ? AND id < ?")
             params.extend(job.id_range)
         where = f" WHERE {' AND '.join(conds)}" if conds else ""
-        n_keys = 6 if with_run else 5
-        sql = f"{_select(conn, job.bucket, with_run)}{where} GROUP BY {', '.join(map(str, range(1, n_keys + 1)))}"
-        rows = conn.execute(sql, params).fetchall()
-        if with_run:
-            return [Group(f, t, m, p, r, b or 0, n, i or 0, c or 0, w or 0, o or 0, x or 0, sf, sl)
-                    for f, t, m, p, r, b, n, i, c, w, o, x, sf, sl in rows]
-        run = job.run
-        return [Group(f, t, m, p, run, b or 0, n, i or 0, c or 0, w or 0, o or 0, x or 0, sf, sl)  # type: ignore[arg-type]
-                for f, t, m, p, b, n, i, c, w, o, x, sf, sl in rows]
+        rows = conn.execute(f"{_select(conn, job.bucket)}{where} GROUP BY 1, 2, 3, 4, 5, 6", params).fetchall()
+        return [Group(f, t, m, p, r, b or 0, n, i or 0, c or 0, w or 0, o or 0, x or 0, sf, sl)
+                for f, t, m, p, r, b, n, i, c, w, o, x, sf, sl in rows]
 
     return _run(job.src, q)
 
 
-def _runs(conn: sqlite3.Connection, src: Source, limit: int) -> list[str | None] | None:
-    """The side's distinct run ids by skip-scan on the run_id index (one descent per run), or
-    None when there are more than ``limit``."""
-    if "run_id" not in store.columns_of(conn):
-        return [None]
-    commit = " AND git_commit = ?" if src.commit else ""
-    extra: tuple[object, ...] = (src.commit,) if src.commit else ()
-    found: list[str | None] = []
-    if conn.execute(f"SELECT 1 FROM llm_calls WHERE run_id IS NULL{commit} LIMIT 1", extra).fetchone():
-        found.append(None)
-    row = conn.execute(f"SELECT MIN(run_id) FROM llm_calls WHERE run_id IS NOT NULL{commit}", extra).fetchone()
-    while row[0] is not None:
-        found.append(row[0])
-        if len(found) > limit:
-            return None
-        row = conn.execute(f"SELECT MIN(run_id) FROM llm_calls WHERE run_id > ?{commit}", (row[0], *extra)).fetchone()
-    return found
-
-
-def _id_chunks(conn: sqlite3.Connection) -> list[tuple[int, int]]:
-    # MIN/MAX of the rowid are two b-tree descents, not a scan.
-    lo, hi = conn.execute("SELECT MIN(id), MAX(id) FROM llm_calls").fetchone()
+def _chunks(conn: sqlite3.Connection) -> list[tuple[int, int]]:
+    """Rowid ranges of at most ~CHUNK_ROWS rows, cut where the run changes when runs were
+    appended one after the other (the usual case): a group then comes back in one piece instead
+    of one per chunk, which saves work in Python. Cuts are found by binary search on the rowid
+    (a few point reads per run); interleaved runs only make the cuts less useful, never wrong,
+    since the run is part of the GROUP BY key."""
+    # Two statements: SQLite answers a lone MIN or MAX of the rowid with one b-tree descent, but
+    # scans the whole table for both in one SELECT.
+    lo = conn.execute("SELECT MIN(id) FROM llm_calls").fetchone()[0]
+    hi = conn.execute("SELECT MAX(id) FROM llm_calls").fetchone()[0]
     if lo is None:
         return []
-    n = max(1, -(-(hi - lo + 1) // CHUNK_ROWS))
-    step = -(-(hi - lo + 1) // n)
-    return [(a, min(a + step, hi + 1)) for a in range(lo, hi + 1, step)]
+    cuts = [lo]
+    if "run_id" in store.columns_of(conn):
+        def run_at(i: int) -> object:
+            row = conn.execute("SELECT run_id FROM llm_calls WHERE id >= ? ORDER BY id LIMIT 1", (i,)).fetchone()
+            return row[0] if row else None
+
+        a = lo
+        while a <= hi and len(cuts) <= MAX_RUN_CUTS:
+            r = run_at(a)
+            if run_at(hi) == r:
+                break
+            left, right = a, hi  # run_at(left) == r != run_at(right)
+            while right - left > 1:
+                mid = (left + right) // 2
+                if run_at(mid) == r:
+                    left = mid
+                else:
+                    right = mid
+            cuts.append(right)
+            a = right
+    cuts.append(hi + 1)
+    out = []
+    for a, b in itertools.pairwise(cuts):
+        n = max(1, -(-(b - a) // CHUNK_ROWS))
+        step = -(-(b - a) // n)
+        out += [(x, min(x + step, b)) for x in range(a, b, step)]
+    return out
 
 
-def _plan(src: Source) -> list[_Job]:
-    """How to read one side: one query per run when it has a few runs (the run_id index hands
-    each query its rows, and the run drops out of the sort key: ~25% less work than grouping by
-    it); rowid chunks otherwise. Chunks keep each sort in memory and let threads share the work."""
-    def plan(conn: sqlite3.Connection) -> list[_Job]:
-        runs = _runs(conn, src, MAX_RUN_QUERIES)
-        if runs is None:
-            return [_Job(src, _BUCKET, id_range=r) for r in _id_chunks(conn)]
-        if len(runs) == 1:
-            return [_Job(src, _BUCKET, run=runs[0], id_range=r, filter_run=False) for r in _id_chunks(conn)]
-        return [_Job(src, _BUCKET, run=r) for r in runs]
-
-    return _run(src, plan)
+def submit_all(sources: Sequence[Source], pool: Executor) -> list[list[Future[list[Group]]]]:
+    """Queue every source's chunks on ``pool``, first source first; per source, the futures of
+    its groups summed per (function, test, model, provider, run, bucket). sqlite3 releases the
+    GIL while it steps, so the caller's thread can meanwhile do Python work."""
+    plans = [pool.submit(_run, s, _chunks) for s in sources]
+    return [[pool.submit(_query, _Job(s, _BUCKET, id_range=r)) for r in plan.result()]
+            for s, plan in zip(sources, plans, strict=True)]
 
 
 def fetch_all(sources: Sequence[Source]) -> list[list[Group]]:
-    """Every source's rows summed per (function, test, model, provider, run, bucket), on a
-    thread pool over all sources at once (sqlite3 releases the GIL while it steps)."""
-    plans = parallel([lambda s=s: _plan(s) for s in sources])
-    jobs = [(i, job) for i, plan in enumerate(plans) for job in plan]
-    parts = parallel([lambda job=job: _query(job) for _, job in jobs])
-    out: list[list[Group]] = [[] for _ in sources]
-    for (i, _), part in zip(jobs, parts, strict=True):
-        out[i].extend(part)
-    return out
+    """``submit_all`` and wait."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        return [[g for f in futures for g in f.result()] for futures in submit_all(sources, pool)]
 
 
 def fetch_tiered(src: Source, model: str | None, provider: str | None, bounds: Sequence[int]) -> list[Group]:
