@@ -533,10 +533,9 @@ def _exact_ids(snap: DataSnapshot) -> dict[str, tuple[Provider, ModelInfo]]:
 
 
 def _price_of(provider: Provider, info: ModelInfo) -> ModelPrice:
-    from genai_prices.types import ModelPrice as GPModelPrice
-    from genai_prices.types import StartDateConstraint, TimeOfDateConstraint
-
-    if isinstance(info.prices, GPModelPrice):
+    # Duck-typed, not isinstance: the snapshot is memoized here, and a re-imported genai_prices
+    # (module reloads, in-process pytester runs) would bring new classes its objects are not of.
+    if not isinstance(info.prices, (list, tuple)):
         return ModelPrice(info.id, provider.id, _sheet(info.prices))
     periods = info.prices
     schedule = []
@@ -545,26 +544,28 @@ def _price_of(provider: Provider, info: ModelInfo) -> ModelPrice:
         sheet = _sheet(period.prices)
         if c is None:
             schedule.append((_ALWAYS, 0.0, 0.0, sheet))
-        elif isinstance(c, StartDateConstraint):
+        elif type(c).__name__ == "StartDateConstraint":
             schedule.append((_FROM, _day_start(c.start_date), 0.0, sheet))
-        elif isinstance(c, TimeOfDateConstraint):
+        elif type(c).__name__ == "TimeOfDateConstraint":
             schedule.append((_DAILY, _utc_seconds(c.start_time), _utc_seconds(c.end_time), sheet))
         else:  # a constraint this version does not know: never active, as an unmet condition
             continue
     return ModelPrice(info.id, provider.id, _sheet(periods[0].prices), tuple(schedule))
 
 
+def _tiered(value: object) -> bool:
+    return hasattr(value, "tiers") and hasattr(value, "base")
+
+
 def _sheet(prices: object) -> _Sheet:
     """Base rate vector plus one vector per input-size tier, highest threshold first."""
-    from genai_prices.types import TieredPrices
-
     raw = [getattr(prices, key, None) for key in _PRICE_KEYS]
-    starts = sorted({t.start for v in raw if isinstance(v, TieredPrices) for t in v.tiers})
+    starts = sorted({t.start for v in raw if _tiered(v) for t in v.tiers})
 
     def vec(above: int | None) -> _Vec:
         rates: list[float | None] = []
         for v in raw:
-            if isinstance(v, TieredPrices):
+            if _tiered(v):
                 # A call with more input tokens than a tier's start pays that tier's rate.
                 chosen = v.base
                 if above is not None:

@@ -77,6 +77,18 @@ def _db_path(config: pytest.Config) -> Path | None:
     return path if path.is_absolute() else config.rootpath / path
 
 
+def _default_run_id() -> str:
+    """One id per test run. Matrix shards of one workflow run share GitHub's run id, so the CI
+    diff sums them as one run instead of guessing; ``TOKENSPY_RUN_ID`` overrides."""
+    explicit = os.environ.get("TOKENSPY_RUN_ID")
+    if explicit:
+        return explicit
+    gh = os.environ.get("GITHUB_RUN_ID")
+    if gh and os.environ.get("GITHUB_ACTIONS") == "true":
+        return f"gh-{gh}-{os.environ.get('GITHUB_RUN_ATTEMPT', '1')}"
+    return uuid.uuid4().hex
+
+
 class _State:
     def __init__(self, db: Path, run_id: str, worker: bool) -> None:
         self.db = db
@@ -96,7 +108,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if db is None:
         return
     workerinput = getattr(config, "workerinput", None)
-    run_id = (workerinput or {}).get("tokenspy_run_id") or uuid.uuid4().hex
+    run_id = (workerinput or {}).get("tokenspy_run_id") or _default_run_id()
     state = _State(db, run_id, worker=workerinput is not None)
     config.stash[_ENABLED] = state
 

@@ -34,6 +34,9 @@ class Usage(NamedTuple):
     cache_write_1h_tokens: int = 0
 
 
+_ZERO = Usage()
+
+
 class BudgetWarning(UserWarning):
     """A ``@profile(budget_usd=...)`` invocation spent more than its budget (on_exceeded="warn")."""
 
@@ -117,9 +120,11 @@ def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BaseExc
         return None
     p.done = True
     duration_ms = (_perf() - p.t0) * 1000.0
-    u = usage or Usage()
-    if u.cached_input_tokens + u.cache_write_tokens > u.input_tokens or u.reasoning_tokens > u.output_tokens:
+    u = usage or _ZERO
+    if u[2] + u[3] > u[0] or u[4] > u[1]:
         u = _consistent(u)
+    # one tuple unpack instead of a dozen namedtuple attribute reads: this runs on every call
+    tin, tout, tcached, twrite, treason, twrite1h = u
     model = p.override or model or p.model or "unknown"
     price = pricing.lookup(model, p.provider)
     if price is None:
@@ -127,8 +132,7 @@ def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BaseExc
         priced = False
         _warn_unpriced(model, p)
     else:
-        cost = price.cost(u.input_tokens, u.output_tokens, u.cached_input_tokens, u.cache_write_tokens,
-                          u.reasoning_tokens, u.cache_write_1h_tokens, p.ts)
+        cost = price.cost(tin, tout, tcached, twrite, treason, twrite1h, p.ts)
         priced = True
     frames = p.frames
     test = p.test
@@ -151,10 +155,10 @@ def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BaseExc
             stack = [name]
     sessions = p.sessions
     rec = CallRecord(
-        name, model, p.provider, u.input_tokens, u.output_tokens, cost, duration_ms, p.ts,
+        name, model, p.provider, tin, tout, cost, duration_ms, p.ts,
         sessions[-1].name if sessions else None,
         _git_sha() if config.track_git else None,
-        stack, u.cached_input_tokens, u.cache_write_tokens, u.reasoning_tokens, priced,
+        stack, tcached, twrite, treason, priced,
         test.test_id if test is not None else None, source, line, config.run_id,
         p.project,
     )

@@ -76,6 +76,16 @@ _INSERT = (
 )
 
 
+# The background writer inserts a whole batch in one statement from one JSON text: the GIL is
+# then held for one json.dumps, not for binding every parameter of every row, so the writer
+# thread takes almost nothing from the threads making LLM calls.
+_INSERT_JSON = (
+    f"INSERT INTO llm_calls ({', '.join(COLUMNS)}) "
+    f"SELECT {', '.join(f'json_extract(value, {chr(39)}$[{i}]{chr(39)})' for i in range(len(COLUMNS)))} "
+    "FROM json_each(?)"
+)
+
+
 class DBError(Exception):
     """A database path that cannot be used; the message is one line naming the path."""
 
@@ -367,7 +377,7 @@ class Store:
                     self._conn = open_writable(self.path, WRITE_TIMEOUT)
                 rows = [_row(r, f"{_PROCESS_UID}-{next(_seq)}") for r in batch]
                 with transaction(self._conn):
-                    self._conn.executemany(_INSERT, rows)
+                    self._conn.execute(_INSERT_JSON, (json.dumps(rows),))
             except (sqlite3.Error, OSError) as exc:
                 text = str(exc)
                 if isinstance(exc, sqlite3.OperationalError) and any(w in text for w in _RETRYABLE):

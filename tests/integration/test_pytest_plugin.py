@@ -243,3 +243,16 @@ def test_test_path_after_flag_is_refused_with_a_clear_message(pytester):
     result = pytester.runpytest("--tokenspy", "test_sample.py")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--tokenspy takes a DB path*"])
+
+
+def test_run_id_from_the_environment_is_shared_by_shards(pytester, monkeypatch):
+    db = make_project(pytester)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_RUN_ID", "4242")
+    monkeypatch.setenv("GITHUB_RUN_ATTEMPT", "2")
+    pytester.runpytest("--tokenspy", "-k", "two_calls").assert_outcomes(passed=1, deselected=3)
+    pytester.runpytest("--tokenspy", "-k", "profiled").assert_outcomes(passed=1, deselected=3)
+    assert {r["run_id"] for r in db_rows(db)} == {"gh-4242-2"}
+    monkeypatch.setenv("TOKENSPY_RUN_ID", "mine")
+    pytester.runpytest("--tokenspy", "-k", "profiled").assert_outcomes(passed=1, deselected=3)
+    assert db_rows(db)[-1]["run_id"] == "mine"
