@@ -17,6 +17,8 @@ The objects the user receives are the SDK's own, unchanged; the only state we ad
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol
@@ -83,6 +85,7 @@ def _handle(p: Pending, result: Any, adapter: Adapter, kinds: Kinds) -> Any:
         return None
     if isinstance(result, kinds.responses):
         result.__dict__[_ATTR] = (p, adapter, kinds)
+        _hook_parse(result)
         raw = getattr(result, "http_response", None)
         if not getattr(result, "_stream", False) and raw is not None and hasattr(raw, "_content"):
             # with_raw_response: the body is already read; the user may never call parse()
@@ -261,22 +264,29 @@ def _after_parse(response: Any, parsed: Any) -> Any:
         return None
 
 
-def _sync_parse(orig: Callable[..., Any]) -> Callable[..., Any]:
-    def parse(self: Any, *args: Any, **kwargs: Any) -> Any:
-        parsed = orig(self, *args, **kwargs)
-        recorder.raise_budget(_after_parse(self, parsed))
-        return parsed
+def _hook_parse(response: Any) -> None:
+    """Watch ``parse()`` of this one raw response (with_raw_response/with_streaming_response).
 
-    return parse
+    An instance attribute, not a class patch: the SDK parses a fresh APIResponse internally on
+    every plain call, and a class-level wrapper would cost every one of those calls.
+    """
+    bound = response.parse
+    if inspect.iscoroutinefunction(bound):
 
+        async def aparse(*args: Any, **kwargs: Any) -> Any:
+            parsed = await bound(*args, **kwargs)
+            recorder.raise_budget(_after_parse(response, parsed))
+            return parsed
 
-def _async_parse(orig: Callable[..., Any]) -> Callable[..., Any]:
-    async def parse(self: Any, *args: Any, **kwargs: Any) -> Any:
-        parsed = await orig(self, *args, **kwargs)
-        recorder.raise_budget(_after_parse(self, parsed))
-        return parsed
+        response.__dict__["parse"] = functools.wraps(bound)(aparse)
+    else:
 
-    return parse
+        def parse(*args: Any, **kwargs: Any) -> Any:
+            parsed = bound(*args, **kwargs)
+            recorder.raise_budget(_after_parse(response, parsed))
+            return parsed
+
+        response.__dict__["parse"] = functools.wraps(bound)(parse)
 
 
 def install(patcher: Patcher, sdk: str, adapter: Adapter) -> None:
@@ -300,7 +310,3 @@ def install(patcher: Patcher, sdk: str, adapter: Adapter) -> None:
     patcher.patch(streaming.AsyncStream, "__stream__", _async_stream)
     patcher.patch(streaming.Stream, "close", _sync_close)
     patcher.patch(streaming.AsyncStream, "close", _async_close)
-    patcher.patch(response.APIResponse, "parse", _sync_parse)
-    patcher.patch(response.AsyncAPIResponse, "parse", _async_parse)
-    if legacy is not None:
-        patcher.patch(legacy.LegacyAPIResponse, "parse", _sync_parse)
