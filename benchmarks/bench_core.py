@@ -2,8 +2,8 @@
 
 1. Added cost per intercepted call, the SDK's transport stubbed out: our request wrapper around a
    stub that returns a ready ChatCompletion, vs the stub alone (in memory, then with persistence).
-2. Overhead through the real OpenAI SDK + httpx2.MockTransport with persistence on (interleaved
-   rounds with the interceptor off and on, medians, one run).
+2. Overhead through the real OpenAI SDK + httpx2.MockTransport with persistence on (301 short
+   paired samples of 50 calls, interceptor off and on, median of the per-pair ratios, one run).
 3. Sustained persistence throughput (records/s through Store.add + the writer thread).
 4. ``python -c "import tokenspy"`` wall time vs ``python -c pass``.
 """
@@ -76,23 +76,29 @@ def bench_stubbed(n: int = 200_000) -> None:
             tracker.close()
 
 
-def bench_real_sdk(rounds: int = 31, n: int = 200) -> None:
-    """Paired rounds (off, on) back to back; the median of the per-round ratios resists the
-    drift a busy machine adds to either side. The background writer runs as it would in an app."""
+def bench_real_sdk(pairs: int = 301, n: int = 50) -> None:
+    """Many short paired samples (off, on) back to back, order alternating; the median of the
+    per-pair ratios resists the drift a busy machine adds to either side (short samples see the
+    same machine state). The background writer runs as it would in an app."""
     client = openai_clients(Wire())[0]
     msg = [{"role": "user", "content": "hi"}]
+    create = client.chat.completions.create
     with tempfile.TemporaryDirectory() as tmp:
         tokenspy.init(persist=True, persist_dir=tmp)
 
         def run() -> float:
             start = time.perf_counter()
             for _ in range(n):
-                client.chat.completions.create(model="gpt-4o", messages=msg)
+                create(model="gpt-4o", messages=msg)
             return time.perf_counter() - start
 
-        run()
+        for _ in range(10):  # warm up both paths
+            interceptor.deactivate()
+            run()
+            interceptor.activate()
+            run()
         off, on, ratios = [], [], []
-        for i in range(rounds):
+        for i in range(pairs):
             pair = {}
             for active in ((False, True) if i % 2 else (True, False)):
                 (interceptor.activate if active else interceptor.deactivate)()
@@ -100,12 +106,14 @@ def bench_real_sdk(rounds: int = 31, n: int = 200) -> None:
             off.append(pair[False])
             on.append(pair[True])
             ratios.append(pair[True] / pair[False])
-            # no reset() between rounds: it would flush on this thread, outside the timing
+            # no reset() between pairs: it would flush on this thread, outside the timing
+        interceptor.activate()
         tokenspy.init(persist=False)
     a, b = statistics.median(off), statistics.median(on)
+    r = statistics.median(ratios)
     print(f"real SDK + MockTransport, persistence on: {a / n * 1e6:.1f} µs/call without, "
-          f"{b / n * 1e6:.1f} µs/call with → overhead {100 * (statistics.median(ratios) - 1):+.2f} % "
-          f"(median of {rounds} paired rounds × {n} calls)")
+          f"{b / n * 1e6:.1f} µs/call with → overhead {100 * (r - 1):+.2f} % "
+          f"≈ {(r - 1) * a / n * 1e6:.1f} µs/call (median of {pairs} paired samples × {n} calls)")
 
 
 def bench_throughput(n: int = 500_000) -> None:

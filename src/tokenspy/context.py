@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import CodeType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from tokenspy.record import CallRecord
@@ -47,24 +47,74 @@ class TestContext:
     phase: str = "call"
 
 
-frames: contextvars.ContextVar[tuple[Frame, ...]] = contextvars.ContextVar("tokenspy_frames", default=())
-sessions: contextvars.ContextVar[tuple[Session, ...]] = contextvars.ContextVar("tokenspy_sessions", default=())
-current_test: contextvars.ContextVar[TestContext | None] = contextvars.ContextVar(
-    "tokenspy_test", default=None
-)
-# Callables that also receive each CallRecord made in this context (track_costs' accounting).
-# A collector may return an exception to raise to the caller (e.g. a budget now exceeded).
-collectors: contextvars.ContextVar[tuple[Callable[[CallRecord], BaseException | None], ...]] = (
-    contextvars.ContextVar("tokenspy_collectors", default=())
-)
-project: contextvars.ContextVar[str | None] = contextvars.ContextVar("tokenspy_project", default=None)
-# The model to record (and price) calls as, whatever the SDK reports (``track_costs(model=...)``).
-model_override: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "tokenspy_model_override", default=None
-)
-# Set while a call is already being recorded by an outer layer (e.g. a LangChain handler around
-# an SDK call), so that one HTTP call makes one record.
-suppressed: contextvars.ContextVar[bool] = contextvars.ContextVar("tokenspy_suppressed", default=False)
+class Scope(NamedTuple):
+    """Everything a call is attributed to, in one immutable value: the recorder reads one
+    ContextVar per call instead of one per field. Writers replace the whole scope (through the
+    field views below) and put the previous one back with the token, as with separate vars."""
+
+    frames: tuple[Frame, ...] = ()
+    sessions: tuple[Session, ...] = ()
+    current_test: TestContext | None = None
+    # Callables that also receive each CallRecord made in this context (track_costs'
+    # accounting). A collector may return an exception to raise to the caller (e.g. a budget
+    # now exceeded).
+    collectors: tuple[Callable[[CallRecord], BaseException | None], ...] = ()
+    project: str | None = None
+    # The model to record (and price) calls as, whatever the SDK reports (``track_costs(model=...)``).
+    model_override: str | None = None
+    # Set while a call is already being recorded by an outer layer, so that one HTTP call makes
+    # one record.
+    suppressed: bool = False
+
+
+_DEFAULT = Scope()
+scope: contextvars.ContextVar[Scope] = contextvars.ContextVar("tokenspy_scope", default=_DEFAULT)
+_new_scope = tuple.__new__
+
+
+class ScopeField:
+    """One field of the scope, used like a ContextVar: ``get()``, ``set(value) -> token``,
+    ``reset(token)``. Setting replaces the whole scope; resetting puts back this field's value
+    from before that ``set`` and keeps the others as they are now, exactly as separate vars
+    would (set/reset pairs of different fields need not nest: a pytest fixture's session
+    outlives the setup phase that the plugin resets)."""
+
+    __slots__ = ("index", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.index = Scope._fields.index(name)
+
+    def get(self) -> Any:
+        return scope.get()[self.index]
+
+    def set(self, value: Any) -> contextvars.Token[Scope]:
+        s = scope.get()
+        i = self.index
+        return scope.set(_new_scope(Scope, (*s[:i], value, *s[i + 1:])))
+
+    def reset(self, token: contextvars.Token[Scope]) -> None:
+        now = scope.get()
+        scope.reset(token)  # the ContextVar's own checks: same context, token used once
+        old = token.old_value
+        value = (_DEFAULT if old is contextvars.Token.MISSING else old)[self.index]
+        i = self.index
+        if now[i] is not value:
+            scope.set(_new_scope(Scope, (*now[:i], value, *now[i + 1:])))
+        elif scope.get() is not now:
+            scope.set(now)
+
+    def __repr__(self) -> str:
+        return f"<tokenspy scope field {self.name!r}>"
+
+
+frames = ScopeField("frames")
+sessions = ScopeField("sessions")
+current_test = ScopeField("current_test")
+collectors = ScopeField("collectors")
+project = ScopeField("project")
+model_override = ScopeField("model_override")
+suppressed = ScopeField("suppressed")
 
 
 class OuterCall:

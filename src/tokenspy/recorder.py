@@ -11,9 +11,10 @@ from __future__ import annotations
 import sys
 import time
 import warnings
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from tokenspy import context, pricing
+from tokenspy import tracker as _tracker_module
 from tokenspy.config import config
 from tokenspy.errors import BudgetExceededError, PricingMatrixOutdatedWarning, TokenspyWarning
 from tokenspy.record import CallRecord
@@ -45,22 +46,18 @@ class Pending:
     """One call in flight: who made it, when, and (once known) what it used."""
 
     __slots__ = (
-        "collectors", "done", "frames", "injected", "model", "options", "override", "project", "provider",
-        "sessions", "stream", "t0", "test", "tracker", "ts", "user",
+        "done", "injected", "model", "options", "provider", "scope", "stream", "t0", "tracker", "ts",
+        "user",
     )
 
-    def __init__(self, provider: str, model: str | None) -> None:
+    def __init__(self, provider: str, model: str | None, scope: context.Scope | None = None) -> None:
         self.provider = provider
         self.model = model
-        self.frames = context.frames.get()
-        self.sessions = context.sessions.get()
-        self.test = context.current_test.get()
-        self.collectors = context.collectors.get()
-        # captured now: a stream may end (and be recorded) after the caller's context is gone
-        self.project = context.project.get()
-        self.override = context.model_override.get()  # track_costs(model=...)
+        # captured now, in one read: a stream may end (and be recorded) after the caller's
+        # context is gone
+        self.scope = s = _scope_get() if scope is None else scope
         # Walking the stack is only needed when no profiled function names the caller.
-        self.user = context.user_frame(3) if not self.frames else None
+        self.user = context.user_frame(3) if not s[0] else None
         self.t0 = _perf()
         self.ts = _now()
         self.done = False
@@ -69,13 +66,57 @@ class Pending:
         self.options = None
         self.tracker = None  # None: the global tracker
 
+    # the attribution captured at the start of the call
+    @property
+    def frames(self) -> tuple[context.Frame, ...]:
+        return self.scope.frames
+
+    @property
+    def sessions(self) -> tuple[Any, ...]:
+        return self.scope.sessions
+
+    @property
+    def test(self) -> context.TestContext | None:
+        return self.scope.current_test
+
+    @property
+    def collectors(self) -> tuple[Any, ...]:
+        return self.scope.collectors
+
+    @property
+    def project(self) -> str | None:
+        return self.scope.project
+
+    @property
+    def override(self) -> str | None:
+        return self.scope.model_override  # track_costs(model=...)
+
+
+_scope_get = context.scope.get
+_outer_get = context.outer_calls.get
+
+
+_new_pending = object.__new__
+_user_frame = context.user_frame
+
 
 def begin(provider: str, model: str | None) -> Pending | None:
     """Start a call; None when recording is suppressed (an outer layer records it)."""
-    if context.suppressed.get():
+    s = _scope_get()
+    if s[6]:  # suppressed
         return None
-    p = Pending(provider, model)
-    outer = context.outer_calls.get()
+    # Pending.__init__ inlined: one Python frame fewer on every call
+    p = _new_pending(Pending)
+    p.provider = provider
+    p.model = model
+    p.scope = s  # captured now: a stream may end (and be recorded) after the context is gone
+    # Walking the stack is only needed when no profiled function names the caller.
+    p.user = _user_frame(2) if not s[0] else None
+    p.t0 = _perf()
+    p.ts = _now()
+    p.done = p.injected = p.stream = False
+    p.options = p.tracker = None
+    outer = _outer_get()
     if outer:
         for call in outer:
             if call.open:  # this call is the outer layer's: it records it, the outer one skips
@@ -107,7 +148,8 @@ def _warn_unpriced(model: str, p: Pending) -> None:
             return
         f = f.f_back
         level += 1
-    where = p.user or ((p.frames[-1].name, p.frames[-1].source, p.frames[-1].line) if p.frames else None)
+    frames = p.scope[0]
+    where = p.user or ((frames[-1].name, frames[-1].source, frames[-1].line) if frames else None)
     if where and where[1]:
         warnings.warn_explicit(msg, PricingMatrixOutdatedWarning, where[1], where[2] or 0)
     else:
@@ -125,7 +167,8 @@ def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BaseExc
         u = _consistent(u)
     # one tuple unpack instead of a dozen namedtuple attribute reads: this runs on every call
     tin, tout, tcached, twrite, treason, twrite1h = u
-    model = p.override or model or p.model or "unknown"
+    frames, sessions, test, collectors, project, override, _ = p.scope
+    model = override or model or p.model or "unknown"
     price = pricing.lookup(model, p.provider)
     if price is None:
         cost = 0.0
@@ -134,8 +177,6 @@ def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BaseExc
     else:
         cost = price.cost(tin, tout, tcached, twrite, treason, twrite1h, p.ts)
         priced = True
-    frames = p.frames
-    test = p.test
     if frames:
         top = frames[-1]
         name, source, line = top.name, top.source, top.line
@@ -153,20 +194,22 @@ def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BaseExc
             stack = [name] if test.phase == "call" else [f"<{test.phase}>", name]
         else:
             stack = [name]
-    sessions = p.sessions
     rec = CallRecord(
         name, model, p.provider, tin, tout, cost, duration_ms, p.ts,
         sessions[-1].name if sessions else None,
         _git_sha() if config.track_git else None,
         stack, tcached, twrite, treason, priced,
         test.test_id if test is not None else None, source, line, config.run_id,
-        p.project,
+        project,
     )
-    (p.tracker if p.tracker is not None else get_global_tracker()).record(rec)
+    tracker = p.tracker
+    if tracker is None:
+        tracker = _tracker_module._global or get_global_tracker()
+    tracker.record(rec)
     for s in sessions:
         s._add(rec)
     error: BaseException | None = None
-    for collect in p.collectors:
+    for collect in collectors:
         try:
             found = collect(rec)
         except Exception as exc:  # a collector's bug must not lose the record or break the call

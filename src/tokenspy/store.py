@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import json
+import operator
 import os
 import sqlite3
 import threading
@@ -70,10 +71,31 @@ CREATE TABLE IF NOT EXISTS llm_calls (
 # (`tokenspy combine` indexes call_uid in the DB it writes; budgets keep their own small table.)
 _INDEXES = ("CREATE INDEX IF NOT EXISTS llm_calls_commit ON llm_calls(git_commit)",)
 UID_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS llm_calls_uid ON llm_calls(call_uid)"
-_INSERT = (
-    f"INSERT INTO llm_calls ({', '.join(COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in COLUMNS)})"
-)
+# The writer's INSERT: the columns a CallRecord has under the same name first (read in one C
+# call by ``_values``), then the JSON call stack and the uid, made from a per-process prefix and
+# a sequence number by SQLite (no per-row string formatting while holding the GIL).
+_RECORD_COLUMNS = tuple(c for c in COLUMNS if c not in ("call_stack", "call_uid"))
+_values = operator.attrgetter(*_RECORD_COLUMNS)
+_ROW_PARAMS = len(_RECORD_COLUMNS) + 3
+_ROW_SQL = f"({', '.join('?' for _ in _RECORD_COLUMNS)}, ?, ? || ?)"
+# Rows go in several to a statement: sqlite3 releases the GIL around each step of a statement,
+# and a thread that wants the GIL back waits for the switch interval (5 ms) while the threads
+# making LLM calls hold it. One row per statement (executemany) made the writer take ~1 s and
+# ~1,400 GIL hand-offs to write one second of calls through the SDK; 1,024 rows a statement make
+# a few. Chunks are powers of two, so that a handful of statements are ever prepared.
+_CHUNK = 1024
+_insert_sql: dict[int, str] = {}
+
+
+def _insert(rows: int) -> str:
+    try:
+        return _insert_sql[rows]
+    except KeyError:
+        sql = _insert_sql[rows] = (
+            f"INSERT INTO llm_calls ({', '.join(_RECORD_COLUMNS)}, call_stack, call_uid) "
+            f"VALUES {', '.join(_ROW_SQL for _ in range(rows))}"
+        )
+        return sql
 
 
 class DBError(Exception):
@@ -268,28 +290,53 @@ _seq = itertools.count()
 _stack_json: dict[tuple[str, ...], str] = {}
 
 
-def _row(rec: CallRecord, uid: str) -> tuple:
-    stack = tuple(rec.call_stack)
+def _stack_json_of(stack: list[str]) -> str:
+    key = tuple(stack)
     try:
-        stack_json = _stack_json[stack]
+        return _stack_json[key]
     except KeyError:
-        stack_json = _stack_json[stack] = json.dumps(list(stack))
-    return (
-        rec.function_name, stack_json, rec.model, rec.provider, rec.input_tokens, rec.output_tokens,
-        rec.cost_usd, rec.duration_ms, rec.timestamp, rec.session_id, rec.git_commit,
-        rec.cached_input_tokens, rec.cache_write_tokens, rec.reasoning_tokens, int(rec.priced),
-        rec.test_id, rec.source_file, rec.source_line, rec.run_id, rec.project, uid,
-    )
+        text = _stack_json[key] = json.dumps(list(key))
+        return text
+
+
+def _params(records: Iterable[CallRecord]) -> list[object]:
+    """INSERT parameters of ``records``, row after row; each takes the next uid of this process."""
+    prefix = _PROCESS_UID + "-"
+    seq = _seq
+    cache = _stack_json
+    params: list[object] = []
+    extend = params.extend
+    for rec in records:
+        stack = rec.call_stack
+        try:
+            stack_json = cache[tuple(stack)]
+        except KeyError:
+            stack_json = _stack_json_of(stack)
+        # priced is a bool: SQLite stores it as the integer 0 or 1
+        extend(_values(rec))
+        extend((stack_json, prefix, next(seq)))
+    return params
+
+
+def _insert_all(conn: sqlite3.Connection, params: list[object]) -> None:
+    """Insert the rows of ``params`` (see ``_params``); call inside a transaction."""
+    start, end = 0, len(params)
+    while start < end:
+        rows = min((end - start) // _ROW_PARAMS, _CHUNK)
+        rows = 1 << (rows.bit_length() - 1)  # the largest power of two not above
+        stop = start + rows * _ROW_PARAMS
+        conn.execute(_insert(rows), params[start:stop])
+        start = stop
 
 
 def write_records(path: str | os.PathLike[str], records: Iterable[CallRecord]) -> int:
     """Synchronously insert records (one transaction); returns how many were written."""
     conn = open_writable(path)
     try:
-        rows = [_row(r, f"{_PROCESS_UID}-{next(_seq)}") for r in records]
+        params = _params(records)
         with transaction(conn):
-            conn.executemany(_INSERT, rows)
-        return len(rows)
+            _insert_all(conn, params)
+        return len(params) // _ROW_PARAMS
     finally:
         conn.close()
 
@@ -367,9 +414,9 @@ class Store:
             try:
                 if self._conn is None:
                     self._conn = open_writable(self.path, WRITE_TIMEOUT)
-                rows = [_row(r, f"{_PROCESS_UID}-{next(_seq)}") for r in batch]
+                params = _params(batch)
                 with transaction(self._conn):
-                    self._conn.executemany(_INSERT, rows)
+                    _insert_all(self._conn, params)
             except (sqlite3.Error, OSError) as exc:
                 text = str(exc)
                 if isinstance(exc, sqlite3.OperationalError) and any(w in text for w in _RETRYABLE):

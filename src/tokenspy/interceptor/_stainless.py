@@ -97,7 +97,10 @@ def _handle(p: Pending, result: Any, adapter: Adapter, kinds: Kinds) -> Any:
             if got is not None:
                 return _finish(p, got)
         return None
-    return _finish(p, adapter.usage(result))
+    got = adapter.usage(result)
+    if got is None:
+        return recorder.finish(p, None, None)
+    return recorder.finish(p, got[1], got[0])
 
 
 def _sync_request(orig: Callable[..., Any], adapter: Adapter, kinds: Kinds) -> Callable[..., Any]:
@@ -115,7 +118,8 @@ def _sync_request(orig: Callable[..., Any], adapter: Adapter, kinds: Kinds) -> C
         except Exception as exc:
             recorder.internal_error(exc)
             error = None
-        recorder.raise_budget(error)
+        if error is not None:
+            recorder.raise_budget(error)
         return result
 
     return request
@@ -136,7 +140,8 @@ def _async_request(orig: Callable[..., Any], adapter: Adapter, kinds: Kinds) -> 
         except Exception as exc:
             recorder.internal_error(exc)
             error = None
-        recorder.raise_budget(error)
+        if error is not None:
+            recorder.raise_budget(error)
         return result
 
     return request

@@ -21,6 +21,7 @@ _ENDPOINTS = (
 
 
 _kind_cache: dict[str, str | None] = {}
+_usage = tuple.__new__  # Usage(...) without the namedtuple's Python-level __new__
 
 
 def _kind(url: str) -> str | None:
@@ -140,7 +141,20 @@ class OpenAIAdapter:
         u = getattr(obj, "usage", None)
         if u is None:
             return None
-        return getattr(obj, "model", None), usage_of(u)
+        # usage_of's attribute path inlined for chat completions: this runs on every call
+        prompt = getattr(u, "prompt_tokens", None)
+        if prompt is None:  # a dict, or the responses API
+            return getattr(obj, "model", None), usage_of(u)
+        details = getattr(u, "prompt_tokens_details", None)
+        out_details = getattr(u, "completion_tokens_details", None)
+        return getattr(obj, "model", None), _usage(Usage, (
+            prompt,
+            getattr(u, "completion_tokens", 0) or 0,
+            (getattr(details, "cached_tokens", 0) or 0) if details is not None else 0,
+            (getattr(details, "cache_write_tokens", 0) or 0) if details is not None else 0,
+            (getattr(out_details, "reasoning_tokens", 0) or 0) if out_details is not None else 0,
+            0,
+        ))
 
     def observer(self, p: Pending) -> _StreamObserver:
         return _StreamObserver(p)
