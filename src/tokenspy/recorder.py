@@ -100,8 +100,11 @@ _new_pending = object.__new__
 _user_frame = context.user_frame
 
 
-def begin(provider: str, model: str | None) -> Pending | None:
-    """Start a call; None when recording is suppressed (an outer layer records it)."""
+def begin(provider: str, model: str | None, depth: int = 2) -> Pending | None:
+    """Start a call; None when recording is suppressed (an outer layer records it).
+
+    ``depth``: the stack walk for the caller starts that many frames up (2: begin's caller); a
+    caller that knows the frames above it are tokenspy's passes more, so they are not walked."""
     s = _scope_get()
     if s[6]:  # suppressed
         return None
@@ -111,7 +114,7 @@ def begin(provider: str, model: str | None) -> Pending | None:
     p.model = model
     p.scope = s  # captured now: a stream may end (and be recorded) after the context is gone
     # Walking the stack is only needed when no profiled function names the caller.
-    p.user = _user_frame(2) if not s[0] else None
+    p.user = _user_frame(depth) if not s[0] else None
     p.t0 = _perf()
     p.ts = _now()
     p.done = p.injected = p.stream = False

@@ -109,7 +109,8 @@ class AnthropicAdapter:
             return None
         body = options.json_data
         model = body.get("model") if isinstance(body, dict) else None
-        return recorder.begin(PROVIDER, model if isinstance(model, str) else None)
+        # depth 4: the caller walk skips this start() and _stainless' request(), always ours
+        return recorder.begin(PROVIDER, model if isinstance(model, str) else None, 4)
 
     def usage(self, obj: Any) -> tuple[str | None, Usage] | None:
         u = get(obj, "usage")

@@ -122,7 +122,8 @@ class OpenAIAdapter:
             return None
         body = options.json_data
         model = body.get("model") if isinstance(body, dict) else None
-        p = recorder.begin(PROVIDER, model if isinstance(model, str) else None)
+        # depth 4: the caller walk skips this start() and _stainless' request(), always ours
+        p = recorder.begin(PROVIDER, model if isinstance(model, str) else None, 4)
         if p is None:
             return None
         if kind in ("chat", "completions") and isinstance(body, dict) and body.get("stream"):
