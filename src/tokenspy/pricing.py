@@ -181,6 +181,7 @@ class ModelPrice:
 _lock = _thread.RLock()
 _snapshot: DataSnapshot | None = None
 _memo: dict[tuple[str, str | None], ModelPrice | None] = {}
+generation = 0  # bumped whenever memoized prices are dropped (callers caching a lookup check it)
 _warned: set[str] = set()
 
 
@@ -775,7 +776,8 @@ def _parse_overrides(table: dict[str, object], source: str) -> _Overrides:
 
 
 def _install_overrides(new: _Overrides) -> None:
-    global _overrides, _pricing_table
+    global _overrides, _pricing_table, generation
     _overrides = new
     _memo.clear()
+    generation += 1
     _pricing_table = None

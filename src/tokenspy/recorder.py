@@ -159,6 +159,9 @@ def _warn_unpriced(model: str, p: Pending) -> None:
         warnings.warn(msg, PricingMatrixOutdatedWarning, stacklevel=4)
 
 
+_last_price: tuple[Any, ...] = (None, None, None, None, None)
+
+
 def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BaseException | None:
     """Record the call once. Returns the budget error to raise, if a raising budget is now spent."""
     if p.done:
@@ -172,7 +175,16 @@ def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BaseExc
     tin, tout, tcached, twrite, treason, twrite1h = u
     frames, sessions, test, collectors, project, override, _ = p.scope
     model = override or model or p.model or "unknown"
-    price = pricing.lookup(model, p.provider)
+    # the last lookup again (a process mostly calls one model): no key tuple, no dict lookup
+    global _last_price
+    last = _last_price
+    lookup = pricing.lookup
+    if last[2] == model and last[3] == p.provider and last[1] is lookup and last[0] == pricing.generation:
+        price = last[4]
+    else:
+        generation = pricing.generation
+        price = lookup(model, p.provider)
+        _last_price = (generation, lookup, model, p.provider, price)
     if price is None:
         cost = 0.0
         priced = False
