@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -38,7 +38,9 @@ BARE = (
 
 def ensure(path: Path, rows: int, seed: int, shift: float) -> None:
     if path.exists():
-        with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as conn:
+        # store.open_readonly: a plain mode=ro open of a WAL DB leaves -wal/-shm files behind,
+        # which would push every later read (ours and the bare one) onto the slower locking path
+        with closing(store.open_readonly(path)) as conn:
             if conn.execute("SELECT MAX(id) FROM llm_calls").fetchone()[0] == rows:
                 return
         path.unlink()
