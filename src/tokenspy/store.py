@@ -368,6 +368,7 @@ class Store:
 
     # hot path -----------------------------------------------------------------
     def add(self, rec: CallRecord) -> None:
+        # recorder.finish inlines this for a Tracker's store: keep them in step
         q = self._queue
         q.append(rec)
         if self._thread is None:

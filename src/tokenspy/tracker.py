@@ -58,6 +58,7 @@ class Tracker:
         self._store: Store | None = Store(self.persist_path) if self.persist_path else None
 
     def record(self, rec: CallRecord) -> None:
+        # recorder.finish inlines this (and Store.add) for Tracker itself: keep them in step
         self._records.append(rec)  # list.append is atomic under the GIL: no lock on the hot path
         store = self._store
         if store is not None:

@@ -21,6 +21,7 @@ _ENDPOINTS = (
 
 
 _kind_cache: dict[str, str | None] = {}
+_MISS: Any = object()
 _usage = tuple.__new__  # Usage(...) without the namedtuple's Python-level __new__
 
 
@@ -117,7 +118,10 @@ class OpenAIAdapter:
     def start(self, options: Any) -> Pending | None:
         if options.method != "post":
             return None
-        kind = _kind(options.url)
+        url = options.url
+        kind = _kind_cache.get(url, _MISS)  # _kind() inlined: one Python call fewer per call
+        if kind is _MISS:
+            kind = _kind(url)
         if kind is None:
             return None
         body = options.json_data
@@ -139,10 +143,30 @@ class OpenAIAdapter:
         if isinstance(obj, dict):
             u = obj.get("usage")
             return None if u is None else (obj.get("model"), _usage_of_dict(u))
+        # chat completions, read directly (no getattr() call per field): this runs on every call.
+        # Whatever is missing or unexpected falls back to the getattr() reads, same result.
+        try:
+            u = obj.usage
+            prompt = u.prompt_tokens
+            if prompt is not None:
+                details = u.prompt_tokens_details
+                out_details = u.completion_tokens_details
+                return obj.model, _usage(Usage, (
+                    prompt,
+                    u.completion_tokens or 0,
+                    (details.cached_tokens or 0) if details is not None else 0,
+                    (getattr(details, "cache_write_tokens", 0) or 0) if details is not None else 0,
+                    (out_details.reasoning_tokens or 0) if out_details is not None else 0,
+                    0,
+                ))
+        except AttributeError:
+            pass
+        return self._usage_slow(obj)
+
+    def _usage_slow(self, obj: Any) -> tuple[str | None, Usage] | None:
         u = getattr(obj, "usage", None)
         if u is None:
             return None
-        # usage_of's attribute path inlined for chat completions: this runs on every call
         prompt = getattr(u, "prompt_tokens", None)
         if prompt is None:  # a dict, or the responses API
             return getattr(obj, "model", None), usage_of(u)
