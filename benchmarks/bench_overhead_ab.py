@@ -1,0 +1,78 @@
+"""Real-SDK overhead measured across processes: no interceptor toggling in the measured process.
+
+bench_core.py toggles the patches inside one process; toggling itself and the background writer
+running during both halves can hide part of the cost. Here each sample is a fresh process that
+either never activates tokenspy ("off") or records with persistence ("on"), interleaved, and an
+A/A run (both halves "off") prints the noise floor of the method on this machine.
+
+    python benchmarks/bench_overhead_ab.py [--pairs 10] [--variant persist|memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WARMUP, SAMPLES, PER_SAMPLE = 500, 15, 200
+
+
+def child(mode: str) -> None:
+    sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+    from wire import Wire, openai_clients
+
+    client = openai_clients(Wire())[0]
+    msg = [{"role": "user", "content": "hi"}]
+    import tokenspy
+
+    if mode == "persist":
+        tokenspy.init(persist=True, persist_dir=tempfile.mkdtemp(prefix="tokenspy-ab-"))
+    elif mode == "memory":
+        from tokenspy import interceptor
+
+        interceptor.activate()
+    for _ in range(WARMUP):
+        client.chat.completions.create(model="gpt-4o", messages=msg)
+    samples = []
+    for _ in range(SAMPLES):
+        start = time.perf_counter()
+        for _ in range(PER_SAMPLE):
+            client.chat.completions.create(model="gpt-4o", messages=msg)
+        samples.append((time.perf_counter() - start) / PER_SAMPLE * 1e6)
+    print(statistics.median(samples))
+
+
+def run(pairs: int, a: str, b: str) -> tuple[float, float]:
+    got: dict[str, list[float]] = {a: [], b: []}
+    for i in range(pairs):
+        for mode in ((a, b) if i % 2 else (b, a)):
+            out = subprocess.run([sys.executable, __file__, "--child", mode], capture_output=True, text=True,
+                                 check=True, env={**os.environ, "PYTHONHASHSEED": "0"}).stdout
+            got[mode].append(float(out))
+    return statistics.median(got[a]), statistics.median(got[b])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pairs", type=int, default=10)
+    ap.add_argument("--variant", choices=("persist", "memory"), default="persist")
+    ap.add_argument("--child")
+    args = ap.parse_args()
+    if args.child:
+        child(args.child)
+        return
+    off, on = run(args.pairs, "off", args.variant)
+    print(f"off {off:.1f} µs/call, {args.variant} {on:.1f} µs/call → overhead {100 * (on / off - 1):+.2f} % "
+          f"({on - off:+.1f} µs) over {args.pairs} interleaved process pairs")
+    a1, a2 = run(args.pairs, "off", "off2")
+    print(f"A/A noise floor (both off): {100 * (a2 / a1 - 1):+.2f} %")
+
+
+if __name__ == "__main__":
+    main()
