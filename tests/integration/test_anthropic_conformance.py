@@ -17,6 +17,7 @@ import httpx2
 import pydantic
 import pytest
 
+from conformance import dump, off_then_on
 from tokenspy import interceptor
 
 MODEL = "claude-sonnet-4-6"  # what is asked for; the fixtures answer as claude-sonnet-4-5-20250929
@@ -36,15 +37,6 @@ def clients(wire):
     from wire import anthropic_clients
 
     return anthropic_clients(wire)
-
-
-def dump(obj: Any) -> Any:
-    """What the user can observe of a result, as plain data."""
-    if isinstance(obj, pydantic.BaseModel):
-        return (type(obj).__name__, obj.model_dump(warnings=False))
-    if isinstance(obj, (list, tuple)):
-        return [dump(x) for x in obj]
-    return obj
 
 
 # ---------------------------------------------------------------------------- sync paths
@@ -199,14 +191,7 @@ def _check_one_record(tracker, expected: tuple = FULL) -> None:
 @pytest.mark.parametrize("path", SYNC_PATHS, ids=[p.__name__ for p in SYNC_PATHS])
 def test_sync_path_same_result_and_one_record(path, clients, wire, fresh_tracker):
     client = clients[0]
-    interceptor.deactivate()
-    without = path(client)
-    assert fresh_tracker.records() == []
-    interceptor.activate()
-    try:
-        with_ = path(client)
-    finally:
-        interceptor.deactivate()
+    without, with_ = off_then_on(path, client, fresh_tracker)
     assert with_ == without
     assert wire.bodies[0] == wire.bodies[1]  # the request is not changed either
     _check_one_record(fresh_tracker)
@@ -301,13 +286,7 @@ ASYNC_PATHS = [
 @pytest.mark.parametrize("path", ASYNC_PATHS, ids=[p.__name__ for p in ASYNC_PATHS])
 def test_async_path_same_result_and_one_record(path, clients, fresh_tracker):
     client = clients[1]
-    interceptor.deactivate()
-    without = asyncio.run(path(client))
-    interceptor.activate()
-    try:
-        with_ = asyncio.run(path(client))
-    finally:
-        interceptor.deactivate()
+    without, with_ = off_then_on(path, client, fresh_tracker)
     assert with_ == without
     _check_one_record(fresh_tracker)
 

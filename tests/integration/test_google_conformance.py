@@ -18,10 +18,10 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx2
-import pydantic
 import pytest
 from google.genai import errors, types
 
+from conformance import dump, off_then_on
 from tokenspy import interceptor
 
 MODEL = "gemini-2.5-flash"
@@ -34,14 +34,6 @@ def client(wire):
     from wire import google_client
 
     return google_client(wire)
-
-
-def dump(obj: Any) -> Any:
-    if isinstance(obj, pydantic.BaseModel):
-        return (type(obj).__name__, obj.model_dump(warnings=False))
-    if isinstance(obj, (list, tuple)):
-        return [dump(x) for x in obj]
-    return obj
 
 
 # ---------------------------------------------------------------------------- sync paths
@@ -117,14 +109,7 @@ def _check(tracker, expected: list[tuple] | None = None) -> None:
 
 @pytest.mark.parametrize("path", SYNC_PATHS, ids=[p.__name__ for p in SYNC_PATHS])
 def test_sync_path_same_result_and_one_record(path, client, wire, fresh_tracker):
-    interceptor.deactivate()
-    without = path(client)
-    assert fresh_tracker.records() == []
-    interceptor.activate()
-    try:
-        with_ = path(client)
-    finally:
-        interceptor.deactivate()
+    without, with_ = off_then_on(path, client, fresh_tracker)
     assert with_ == without
     assert wire.bodies[0] == wire.bodies[1]
     _check(fresh_tracker)
@@ -166,13 +151,7 @@ ASYNC_PATHS = [agenerate, astream, achat_send_message, achat_send_message_stream
 
 @pytest.mark.parametrize("path", ASYNC_PATHS, ids=[p.__name__ for p in ASYNC_PATHS])
 def test_async_path_same_result_and_one_record(path, client, fresh_tracker):
-    interceptor.deactivate()
-    without = asyncio.run(path(client))
-    interceptor.activate()
-    try:
-        with_ = asyncio.run(path(client))
-    finally:
-        interceptor.deactivate()
+    without, with_ = off_then_on(path, client, fresh_tracker)
     assert with_ == without
     _check(fresh_tracker)
 

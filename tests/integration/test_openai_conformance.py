@@ -6,7 +6,6 @@ Real ``openai.OpenAI``/``AsyncOpenAI`` clients over ``httpx2.MockTransport`` (te
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +15,7 @@ import pydantic
 import pytest
 
 import tokenspy
+from conformance import dump, off_then_on
 from tokenspy import interceptor
 
 MSG = [{"role": "user", "content": "hi"}]
@@ -28,15 +28,6 @@ COMPL = ("gpt-3.5-turbo-instruct", 5, 1, 0, 0)
 
 class Answer(pydantic.BaseModel):
     answer: str
-
-
-def dump(obj: Any) -> Any:
-    """What the user can observe of a result, as plain data."""
-    if isinstance(obj, pydantic.BaseModel):
-        return (type(obj).__name__, obj.model_dump(warnings=False))
-    if isinstance(obj, (list, tuple)):
-        return [dump(x) for x in obj]
-    return obj
 
 
 # ---------------------------------------------------------------------------- sync paths
@@ -178,14 +169,7 @@ def _check_one_record(tracker, expected: tuple) -> None:
 @pytest.mark.parametrize(("path", "expected"), SYNC_PATHS, ids=[p.__name__ for p, _ in SYNC_PATHS])
 def test_sync_path_same_result_and_one_record(path, expected, oai, fresh_tracker):
     client = oai[0]
-    interceptor.deactivate()
-    without = path(client)
-    assert fresh_tracker.records() == []
-    interceptor.activate()
-    try:
-        with_ = path(client)
-    finally:
-        interceptor.deactivate()
+    without, with_ = off_then_on(path, client, fresh_tracker)
     assert with_ == without
     _check_one_record(fresh_tracker, expected)
 
@@ -279,13 +263,7 @@ ASYNC_PATHS = [
 @pytest.mark.parametrize(("path", "expected"), ASYNC_PATHS, ids=[p.__name__ for p, _ in ASYNC_PATHS])
 def test_async_path_same_result_and_one_record(path, expected, oai, fresh_tracker):
     client = oai[1]
-    interceptor.deactivate()
-    without = asyncio.run(path(client))
-    interceptor.activate()
-    try:
-        with_ = asyncio.run(path(client))
-    finally:
-        interceptor.deactivate()
+    without, with_ = off_then_on(path, client, fresh_tracker)
     assert with_ == without
     _check_one_record(fresh_tracker, expected)
 
