@@ -124,22 +124,26 @@ def _is_stream(kwargs: dict[str, Any]) -> bool:
     return bool(kwargs.get("stream", False))  # keyword-only in the SDK
 
 
+def _after_call(p: Pending | None, response: Any, stream: bool, chunks: Callable[..., Any]) -> Any:
+    """Record (or follow the stream of) one call; the response is returned untouched."""
+    if p is None:
+        return response
+    error = None
+    try:
+        if stream:
+            _follow(p, response, chunks)
+        else:
+            error = _record_now(p, response)
+    except Exception as exc:
+        recorder.internal_error(exc)
+    recorder.raise_budget(error)
+    return response
+
+
 def _sync_generate(orig: Callable[..., Any]) -> Callable[..., Any]:
     def generate_content(self: Any, *args: Any, **kwargs: Any) -> Any:
         p = _begin(self)
-        response = orig(self, *args, **kwargs)
-        if p is None:
-            return response
-        error = None
-        try:
-            if _is_stream(kwargs):
-                _follow(p, response, _sync_chunks)
-            else:
-                error = _record_now(p, response)
-        except Exception as exc:
-            recorder.internal_error(exc)
-        recorder.raise_budget(error)
-        return response
+        return _after_call(p, orig(self, *args, **kwargs), _is_stream(kwargs), _sync_chunks)
 
     return generate_content
 
@@ -147,19 +151,7 @@ def _sync_generate(orig: Callable[..., Any]) -> Callable[..., Any]:
 def _async_generate(orig: Callable[..., Any]) -> Callable[..., Any]:
     async def generate_content_async(self: Any, *args: Any, **kwargs: Any) -> Any:
         p = _begin(self)
-        response = await orig(self, *args, **kwargs)
-        if p is None:
-            return response
-        error = None
-        try:
-            if _is_stream(kwargs):
-                _follow(p, response, _async_chunks)
-            else:
-                error = _record_now(p, response)
-        except Exception as exc:
-            recorder.internal_error(exc)
-        recorder.raise_budget(error)
-        return response
+        return _after_call(p, await orig(self, *args, **kwargs), _is_stream(kwargs), _async_chunks)
 
     return generate_content_async
 
