@@ -4,7 +4,8 @@ Shape: ~200 profiled functions in 40 modules, ~500 tests, 6 models (one of them 
 unpriced), 20 runs spread over 5 commits. Each test calls one to three functions, each function
 sticks to one or two models, so the (function, test, model) groups are as sparse as in a real
 suite. Rows go in through one ``executemany`` of plain tuples (no CallRecord objects), which
-writes a million rows in a few seconds.
+writes a million rows in a few seconds, then are rolled up in the same transaction
+(``tokenspy.rollup.roll_up``, as the store does), so the DB is what tokenspy itself writes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from tokenspy import store
+from tokenspy import rollup, store
 
 MODELS = (
     ("gpt-4o", "openai"),
@@ -78,6 +79,7 @@ def build(n: int, path: str | Path, seed: int = 0, cost_shift: float = 1.0) -> i
                 f"VALUES ({', '.join('?' * len(store.COLUMNS))})",
                 rows,
             )
+            rollup.roll_up(conn)
     finally:
         conn.close()  # the last close checkpoints the WAL away: readers then open it immutable
     return len(rows)

@@ -3,7 +3,10 @@
 Writes never happen on the caller's thread: ``Store.add`` appends to a deque and a writer thread
 inserts in batches (one transaction each), so an intercepted call pays well under a microsecond
 for persistence. Several processes may write one file at once (WAL, busy timeout, BEGIN
-IMMEDIATE). Readers open the file so that it is never written or created (see ``open_readonly``).
+IMMEDIATE). Writers also roll their rows up for ``tokenspy diff`` (``tokenspy.rollup``) in the
+transaction of their inserts: ``write_records`` every time, the background writer every
+ROLLUP_EVERY rows and at close. Readers open the file so that it is never written or created
+(see ``open_readonly``).
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+from tokenspy import rollup
 from tokenspy.errors import TokenspyWarning
 from tokenspy.record import CallRecord
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # Columns of seed 003 first (the original tool's table), then ours. Order matters: it is the
@@ -74,16 +78,38 @@ UID_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS llm_calls_uid ON llm_calls(call_u
 # The writer's INSERT: the columns a CallRecord has under the same name first (read in one C
 # call by ``_values``), then the JSON call stack and the uid, made from a per-process prefix and
 # a sequence number by SQLite (no per-row string formatting while holding the GIL).
-_RECORD_COLUMNS = tuple(c for c in COLUMNS if c not in ("call_stack", "call_uid"))
+# ``priced`` goes apart, as an int: sqlite3 binds only exact int/float/str/bytes directly, and a
+# bool takes its adaptation path, two failed attribute lookups whose AttributeErrors format their
+# messages (callgrind: ~14,000 of the writer's ~42,000 instructions per row).
+_RECORD_COLUMNS = tuple(c for c in COLUMNS if c not in ("call_stack", "call_uid", "priced"))
 _values = operator.attrgetter(*_RECORD_COLUMNS)
-_ROW_PARAMS = len(_RECORD_COLUMNS) + 3
-_ROW_SQL = f"({', '.join('?' for _ in _RECORD_COLUMNS)}, ?, ? || ?)"
+_ROW_PARAMS = len(_RECORD_COLUMNS) + 4
+_ROW_SQL = f"({', '.join('?' for _ in _RECORD_COLUMNS)}, ?, ? || ?, ?)"
 # Rows go in several to a statement: sqlite3 releases the GIL around each step of a statement,
 # and a thread that wants the GIL back waits for the switch interval (5 ms) while the threads
 # making LLM calls hold it. One row per statement (executemany) made the writer take ~1 s and
 # ~1,400 GIL hand-offs to write one second of calls through the SDK; 1,024 rows a statement make
 # a few. Chunks are powers of two, so that a handful of statements are ever prepared.
 _CHUNK = 1024
+
+
+def _bind_without_adaptation() -> None:
+    """Let sqlite3 bind None and bool through its adapter registry instead of its fallback.
+
+    sqlite3 binds only exact int/float/str/bytearray directly; anything else, None included,
+    goes through adaptation, whose fallback looks up ``__adapt__`` on the PrepareProtocol class
+    and formats an AttributeError message for every value (callgrind: ~3,500 instructions per
+    None, and a record has 3-5 Nones). A registered adapter is found first. These two bind
+    exactly as the fallback does (None as NULL, a bool as 0/1), so no user of sqlite3 in this
+    process can tell, and an adapter the application registered for these types is kept.
+    """
+    proto = sqlite3.PrepareProtocol
+    for typ, adapt in ((type(None), {}.get), (bool, int)):
+        if (typ, proto) not in sqlite3.adapters:
+            sqlite3.register_adapter(typ, adapt)
+
+
+_bind_without_adaptation()
 _insert_sql: dict[int, str] = {}
 
 
@@ -92,7 +118,7 @@ def _insert(rows: int) -> str:
         return _insert_sql[rows]
     except KeyError:
         sql = _insert_sql[rows] = (
-            f"INSERT INTO llm_calls ({', '.join(_RECORD_COLUMNS)}, call_stack, call_uid) "
+            f"INSERT INTO llm_calls ({', '.join(_RECORD_COLUMNS)}, call_stack, call_uid, priced) "
             f"VALUES {', '.join(_ROW_SQL for _ in range(rows))}"
         )
         return sql
@@ -135,6 +161,9 @@ def _migrate(conn: sqlite3.Connection) -> None:
         " tokens INTEGER NOT NULL DEFAULT 0, updated_at REAL,"
         " PRIMARY KEY (project, period, window_start)) WITHOUT ROWID"
     )
+    # v4: the roll-up the diff reads (tokenspy.rollup); rows already there are rolled up by the
+    # next write that rolls up
+    rollup.create(conn)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -312,9 +341,8 @@ def _params(records: Iterable[CallRecord]) -> list[object]:
             stack_json = cache[tuple(stack)]
         except KeyError:
             stack_json = _stack_json_of(stack)
-        # priced is a bool: SQLite stores it as the integer 0 or 1
         extend(_values(rec))
-        extend((stack_json, prefix, next(seq)))
+        extend((stack_json, prefix, next(seq), 1 if rec.priced else 0))
     return params
 
 
@@ -330,12 +358,14 @@ def _insert_all(conn: sqlite3.Connection, params: list[object]) -> None:
 
 
 def write_records(path: str | os.PathLike[str], records: Iterable[CallRecord]) -> int:
-    """Synchronously insert records (one transaction); returns how many were written."""
+    """Synchronously insert records and roll them up (one transaction); returns how many were
+    written."""
     conn = open_writable(path)
     try:
         params = _params(records)
         with transaction(conn):
             _insert_all(conn, params)
+            rollup.roll_up(conn)
         return len(params) // _ROW_PARAMS
     finally:
         conn.close()
@@ -345,6 +375,11 @@ _live_stores: weakref.WeakSet[Store] = weakref.WeakSet()
 _RETRYABLE = ("locked", "busy")
 WRITE_TIMEOUT = 10.0  # seconds a batch waits for another writer's lock before retrying later
 MAX_PENDING = 1_000_000  # beyond this, a DB that stays locked costs records, not memory
+# Rows a Store writes between two roll-ups (tokenspy.rollup); it also rolls up at close. A
+# roll-up is one GROUP BY of the new rows folded into the roll-up table, run by SQLite with the
+# GIL released, about 1 µs a row on the writer thread plus a fixed part that batches of this
+# size make negligible. Rows not rolled up yet are read raw by the diff, so nothing depends on it.
+ROLLUP_EVERY = 8192
 
 
 class Store:
@@ -364,6 +399,7 @@ class Store:
         self._thread: threading.Thread | None = None
         self._broken = False
         self._warned: set[str] = set()
+        self._unrolled = 0  # rows written since this Store last rolled up
         _live_stores.add(self)
 
     # hot path -----------------------------------------------------------------
@@ -398,9 +434,14 @@ class Store:
 
     def flush(self) -> None:
         """Write everything queued so far. Never raises: problems warn once."""
+        self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        """Write the queue; roll up in the same transaction once ROLLUP_EVERY rows were written
+        since the last roll-up, and always when ``final`` (close)."""
         with self._lock:
             q = self._queue
-            if not q:
+            if not q and not (final and self._unrolled):
                 return
             if self._broken:
                 q.clear()
@@ -416,8 +457,12 @@ class Store:
                 if self._conn is None:
                     self._conn = open_writable(self.path, WRITE_TIMEOUT)
                 params = _params(batch)
+                roll = final or self._unrolled + len(batch) >= ROLLUP_EVERY
                 with transaction(self._conn):
                     _insert_all(self._conn, params)
+                    if roll:
+                        rollup.roll_up(self._conn)
+                self._unrolled = 0 if roll else self._unrolled + len(batch)
             except (sqlite3.Error, OSError) as exc:
                 text = str(exc)
                 if isinstance(exc, sqlite3.OperationalError) and any(w in text for w in _RETRYABLE):
@@ -443,7 +488,8 @@ class Store:
             self._conn = None
 
     def close(self) -> None:
-        self.flush()
+        """Write the queue, roll up what this Store left unrolled, close the connection."""
+        self._flush(final=True)
         with self._lock:
             self._close_conn()
 
@@ -454,6 +500,7 @@ class Store:
         self._conn = None
         self._thread = None
         self._queue = deque()
+        self._unrolled = 0
 
 
 def flush_all() -> None:

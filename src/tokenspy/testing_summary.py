@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import closing
 from pathlib import Path
 
-from tokenspy import store
+from tokenspy import rollup, store
 
 
 def _money(x: float) -> str:
@@ -57,6 +57,7 @@ def extract_run(db: Path, run_id: str, out: Path) -> Path:
                 conn_out.executemany(
                     f"INSERT INTO llm_calls ({cols}) VALUES ({', '.join('?' for _ in cols.split(', '))})", rows
                 )
+                rollup.roll_up(conn_out)
     finally:
         conn_out.close()
     return out

@@ -171,8 +171,16 @@ def test_eight_processes_write_one_db(tmp_path):
     conn = sqlite3.connect(db)
     total, runs, uids = conn.execute(
         "SELECT COUNT(*), COUNT(DISTINCT run_id), COUNT(DISTINCT call_uid) FROM llm_calls").fetchone()
+    # each process rolled up what it wrote when it exited: the roll-up the diff reads covers every row
+    rolled = conn.execute("SELECT run_id, SUM(calls), SUM(input_tokens), SUM(output_tokens) FROM llm_rollup"
+                          " GROUP BY run_id ORDER BY run_id").fetchall()
+    raw = conn.execute("SELECT run_id, COUNT(*), SUM(input_tokens), SUM(output_tokens) FROM llm_calls"
+                       " GROUP BY run_id ORDER BY run_id").fetchall()
+    mark, top = conn.execute("SELECT (SELECT value FROM tokenspy_meta WHERE name = 'rollup_to'),"
+                             " (SELECT MAX(id) FROM llm_calls)").fetchone()
     conn.close()
     assert (total, runs, uids) == (16000, 8, 16000)
+    assert rolled == raw and len(raw) == 8 and mark == top
 
 
 def _readonly_dir(tmp_path: Path) -> Path:

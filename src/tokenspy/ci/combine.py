@@ -1,7 +1,8 @@
 """``tokenspy combine``: merge shard DBs (CI matrix jobs, xdist workers) into one.
 
 Idempotent: rows are keyed by ``call_uid`` (UNIQUE) and inserted with ``INSERT OR IGNORE``, so
-combining the same shard twice, or a shard that grew since, adds only rows not yet there. Rows
+combining the same shard twice, or a shard that grew since, adds only rows not yet there (and
+the roll-up the diff reads, ``tokenspy.rollup``, takes just those, in the same transaction). Rows
 of DBs written by the original tool have no ``call_uid``; they get a deterministic one derived
 from a hash of the row's content and id, which stays the same however often the shard is read
 (a hash of the whole file would change, and duplicate every row, as soon as the shard grows).
@@ -16,7 +17,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from tokenspy import store
+from tokenspy import rollup, store
 
 _DEFAULTS = {"cached_input_tokens": "0", "cache_write_tokens": "0", "reasoning_tokens": "0", "priced": "1"}
 _INSERT = (f"INSERT OR IGNORE INTO llm_calls ({', '.join(store.COLUMNS)}) "
@@ -75,6 +76,7 @@ def combine(out_db: str | os.PathLike[str], in_dbs: Sequence[str | os.PathLike[s
                         conn.executemany(_INSERT, rows)
                         added += conn.total_changes - before
                         seen += len(rows)
+            rollup.roll_up(conn)
     finally:
         conn.close()
     return CombineResult(added, seen - added, len(inputs))

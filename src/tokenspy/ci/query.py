@@ -1,10 +1,14 @@
 """SQL side of the diff: GROUP BY in SQLite, never a row loaded into Python.
 
-Each side is read in ONE pass grouped by (function, test, model, provider, run, input-size
-bucket), the finest grain any table of the report needs: the by-function, by-test, by-model and
-per-run views are roll-ups of those few thousand groups, done in Python (``tokenspy.ci.diff``).
-One pass instead of one per view is what keeps a 1M-row diff near a bare two-column GROUP BY.
-The pass is cut into rowid ranges that run on a thread pool, both sides at once.
+Each side is read grouped by (function, test, model, provider, run, input-size bucket), the
+finest grain any table of the report needs: the by-function, by-test, by-model and per-run views
+are roll-ups of those few thousand groups, done in Python (``tokenspy.ci.diff``).
+
+A DB that tokenspy wrote keeps those groups per commit at write time (``tokenspy.rollup``): a
+side is then the roll-up's rows plus the raw GROUP BY of the tail of rows not yet rolled up,
+whose bounds come from the same read transaction as the roll-up. Any other DB (the original
+tool's, an older tokenspy's, or one bucketed with other ``SPLITS``) is read in ONE raw pass,
+cut into rowid ranges that run on a thread pool, both sides at once; so is a long tail.
 
 Columns a DB written by the original tool lacks read as their defaults, and nothing here ever
 writes: connections come from ``store.open_readonly``.
@@ -12,6 +16,7 @@ writes: connections come from ``store.open_readonly``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import sqlite3
@@ -21,18 +26,12 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
 
-from tokenspy import store
+from tokenspy import rollup, store
+from tokenspy.rollup import BUCKET as _BUCKET
+from tokenspy.rollup import SPLITS
 
 T = TypeVar("T")
 
-
-# Input sizes at which some model of the price table changes tier (found with rates.tier_map
-# over genai-prices 0.2.3). Each group is split at these sizes, so that a group's calls fall in
-# one price tier for every model whose boundaries are among them, i.e. all known models today.
-# Only a performance hint: a model with a boundary elsewhere is re-read exactly (fetch_tiered).
-SPLITS = (32_000, 100_000, 128_000, 199_999, 200_000, 256_000, 272_000, 512_000)
-_BUCKET = (f"CASE WHEN input_tokens <= {SPLITS[0]} THEN 0 ELSE 1"
-           + "".join(f" + (input_tokens > {s})" for s in SPLITS[1:]) + " END")
 CHUNK_ROWS = 65_536  # rows per query: the sorter then works in memory, and chunks run in parallel
 MAX_RUN_CUTS = 256  # beyond this many runs, chunks are cut by size only
 
@@ -111,36 +110,75 @@ class _Job:
     extra_params: tuple[object, ...] = ()
 
 
+def _groups(rows: Sequence[tuple]) -> list[Group]:
+    return [Group(f, t, m, p, r, b or 0, n, i or 0, c or 0, w or 0, o or 0, x or 0, sf, sl)
+            for f, t, m, p, r, b, n, i, c, w, o, x, sf, sl in rows]
+
+
+def _group_by(conn: sqlite3.Connection, job: _Job) -> list[Group]:
+    conds: list[str] = []
+    params: list[object] = []
+    if job.src.commit:
+        conds.append("git_commit = ?")
+        params.append(job.src.commit)
+    if job.extra_where:
+        conds.append(job.extra_where)
+        params.extend(job.extra_params)
+    if job.id_range is not None:
+        conds.append("id >= ? AND id < ?")
+        params.extend(job.id_range)
+    where = f" WHERE {' AND '.join(conds)}" if conds else ""
+    return _groups(conn.execute(f"{_select(conn, job.bucket)}{where} GROUP BY 1, 2, 3, 4, 5, 6", params).fetchall())
+
+
 def _query(job: _Job) -> list[Group]:
-    def q(conn: sqlite3.Connection) -> list[Group]:
-        conds: list[str] = []
-        params: list[object] = []
-        if job.src.commit:
-            conds.append("git_commit = ?")
-            params.append(job.src.commit)
-        if job.extra_where:
-            conds.append(job.extra_where)
-            params.extend(job.extra_params)
-        if job.id_range is not None:
-            conds.append("id >= ? AND id < ?")
-            params.extend(job.id_range)
-        where = f" WHERE {' AND '.join(conds)}" if conds else ""
-        rows = conn.execute(f"{_select(conn, job.bucket)}{where} GROUP BY 1, 2, 3, 4, 5, 6", params).fetchall()
-        return [Group(f, t, m, p, r, b or 0, n, i or 0, c or 0, w or 0, o or 0, x or 0, sf, sl)
-                for f, t, m, p, r, b, n, i, c, w, o, x, sf, sl in rows]
-
-    return _run(job.src, q)
+    return _run(job.src, functools.partial(_group_by, job=job))
 
 
-def _chunks(conn: sqlite3.Connection) -> list[tuple[int, int]]:
-    """Rowid ranges of at most ~CHUNK_ROWS rows, cut where the run changes when runs were
-    appended one after the other (the usual case): a group then comes back in one piece instead
-    of one per chunk, which saves work in Python. Cuts are found by binary search on the rowid
+_ROLLUP_SELECT = (f"SELECT function_name, test_id, model, provider, run_id, bucket, calls, "
+                  f"{', '.join(rollup.SUMS)}, {', '.join(rollup.MINS)} FROM {rollup.TABLE}")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    groups: list[Group]  # read already: the roll-up, and a short tail
+    chunks: list[tuple[int, int]]  # rowid ranges [lo, hi) still to GROUP BY
+
+
+def _plan(conn: sqlite3.Connection, src: Source) -> _Plan:
+    """What to read of one side. With a usable roll-up: its rows (of ``src.commit``), and the tail
+    above its mark, all in one read transaction; a tail longer than CHUNK_ROWS is left to chunks
+    (rows are only appended, so reading ids (mark, max] later reads the same rows). Without
+    one: rowid chunks of the whole table."""
+    conn.execute("BEGIN")  # a read transaction: one snapshot for the mark, the roll-up and the tail
+    try:
+        after = rollup.mark(conn)
+        if after is None:
+            return _Plan([], _chunks(conn))
+        where, params = ("WHERE git_commit = ?", (src.commit,)) if src.commit else ("", ())
+        groups = _groups(conn.execute(f"{_ROLLUP_SELECT} {where}", params).fetchall())
+        hi = conn.execute("SELECT MAX(id) FROM llm_calls").fetchone()[0]
+        if hi is None or hi <= after:
+            return _Plan(groups, [])
+        if hi - after <= CHUNK_ROWS:
+            return _Plan(groups + _group_by(conn, _Job(src, _BUCKET, id_range=(after + 1, hi + 1))), [])
+        return _Plan(groups, _chunks(conn, after))
+    finally:
+        conn.rollback()
+
+
+def _chunks(conn: sqlite3.Connection, after: int | None = None) -> list[tuple[int, int]]:
+    """Rowid ranges (above ``after``, if given) of at most ~CHUNK_ROWS rows, cut where the run
+    changes when runs were appended one after the other (the usual case): a group then comes back
+    in one piece instead of one per chunk, which saves work in Python. Cuts are found by binary search on the rowid
     (a few point reads per run); interleaved runs only make the cuts less useful, never wrong,
     since the run is part of the GROUP BY key."""
     # Two statements: SQLite answers a lone MIN or MAX of the rowid with one b-tree descent, but
     # scans the whole table for both in one SELECT.
-    lo = conn.execute("SELECT MIN(id) FROM llm_calls").fetchone()[0]
+    if after is None:
+        lo = conn.execute("SELECT MIN(id) FROM llm_calls").fetchone()[0]
+    else:
+        lo = conn.execute("SELECT MIN(id) FROM llm_calls WHERE id > ?", (after,)).fetchone()[0]
     hi = conn.execute("SELECT MAX(id) FROM llm_calls").fetchone()[0]
     if lo is None:
         return []
@@ -177,9 +215,14 @@ def submit_all(sources: Sequence[Source], pool: Executor) -> list[list[Future[li
     """Queue every source's chunks on ``pool``, first source first; per source, the futures of
     its groups summed per (function, test, model, provider, run, bucket). sqlite3 releases the
     GIL while it steps, so the caller's thread can meanwhile do Python work."""
-    plans = [pool.submit(_run, s, _chunks) for s in sources]
-    return [[pool.submit(_query, _Job(s, _BUCKET, id_range=r)) for r in plan.result()]
-            for s, plan in zip(sources, plans, strict=True)]
+    plans = [pool.submit(_run, s, functools.partial(_plan, src=s)) for s in sources]
+    out: list[list[Future[list[Group]]]] = []
+    for s, future in zip(sources, plans, strict=True):
+        plan = future.result()
+        done: Future[list[Group]] = Future()
+        done.set_result(plan.groups)
+        out.append([done, *(pool.submit(_query, _Job(s, _BUCKET, id_range=r)) for r in plan.chunks)])
+    return out
 
 
 def fetch_all(sources: Sequence[Source]) -> list[list[Group]]:
