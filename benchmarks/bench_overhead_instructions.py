@@ -14,7 +14,8 @@ makes ~1,400 calls a second), so batches have the size they have in a real proce
 
     python benchmarks/bench_overhead_instructions.py [--blocks 1 4] [--modes off memory persist]
 
-Takes ~5 min per mode on 2 CPUs (two valgrind runs at once).
+Takes ~5 min per mode on 2 CPUs (two valgrind runs at once). Prints all threads and the calling
+thread alone (callgrind --separate-threads).
 """
 
 from __future__ import annotations
@@ -55,16 +56,23 @@ def child(mode: str, blocks: int) -> None:
         store.flush_all()
 
 
-def instructions(mode: str, blocks: int) -> int:
-    proc = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-         sys.executable, __file__, "--child", mode, str(blocks)],
-        capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"},
-    )
-    m = re.search(r"Collected\s*:\s*([\d,]+)", proc.stderr) or re.search(r"I\s+refs:\s*([\d,]+)", proc.stderr)
-    if proc.returncode != 0 or m is None:
+def instructions(mode: str, blocks: int) -> tuple[int, int]:
+    """(all threads, the calling thread) instructions of one child run."""
+    with tempfile.TemporaryDirectory() as out:
+        proc = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}/cg",
+             sys.executable, __file__, "--child", mode, str(blocks)],
+            capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
+        per_thread = {}
+        for f in Path(out).iterdir():  # cg-01 is the main thread, cg-02... the writer
+            m = re.search(r"^(?:summary|totals):\s*(\d+)", f.read_text(errors="replace"), re.M)
+            if m:
+                per_thread[f.name] = int(m.group(1))
+    if proc.returncode != 0 or not per_thread:
         raise SystemExit(f"valgrind run failed ({mode}, {blocks}):\n{proc.stderr[-2000:]}")
-    return int(m.group(1).replace(",", ""))
+    main = min(per_thread)  # the lowest thread number
+    return sum(per_thread.values()), per_thread[main]
 
 
 def main() -> int:
@@ -81,15 +89,24 @@ def main() -> int:
         return 1
     b1, b2 = args.blocks
     calls = (b2 - b1) * BLOCK
-    per_call: dict[str, float] = {}
+    total: dict[str, float] = {}
+    caller: dict[str, float] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
         for mode in args.modes:
             lo, hi = pool.map(lambda b, m=mode: instructions(m, b), (b1, b2))
-            per_call[mode] = (hi - lo) / calls
-    base = per_call.get("off")
-    for mode, v in per_call.items():
-        extra = "" if base is None or mode == "off" else f"   overhead {100 * (v / base - 1):+.2f} % ({v - base:+,.0f})"
-        print(f"{mode:8s} {v:12,.0f} instructions/call{extra}")
+            total[mode] = (hi[0] - lo[0]) / calls
+            caller[mode] = (hi[1] - lo[1]) / calls
+
+    def line(label: str, fig: dict[str, float]) -> None:
+        print(label)
+        base = fig.get("off")
+        for mode, v in fig.items():
+            extra = ("" if base is None or mode == "off"
+                     else f"   overhead {100 * (v / base - 1):+.2f} % ({v - base:+,.0f})")
+            print(f"  {mode:8s} {v:12,.0f} instructions/call{extra}")
+
+    line("all threads (everything a call costs the machine, the writer thread included):", total)
+    line("calling thread only (what the caller waits for; the writer runs on another core):", caller)
     print(f"(real OpenAI SDK {__import__('openai').__version__} + MockTransport, chat.completions.create; "
           f"difference of {1 + b2} and {1 + b1} blocks of {BLOCK} calls; PYTHONHASHSEED=0)")
     return 0

@@ -30,13 +30,35 @@ BUCKET = (f"CASE WHEN input_tokens <= {SPLITS[0]} THEN 0 ELSE 1"
           + "".join(f" + (input_tokens > {s})" for s in SPLITS[1:]) + " END")
 # What a roll-up was built with: a reader or writer with other SPLITS (or another layout of the
 # table, hence the version prefix) does not use it.
-SIGNATURE = "1:" + ",".join(str(s) for s in SPLITS)
+SIGNATURE = "2:" + ",".join(str(s) for s in SPLITS)
 
 TABLE = "llm_rollup"
 META = "tokenspy_meta"
 KEYS = ("git_commit", "function_name", "test_id", "model", "provider", "run_id", "bucket")
 SUMS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
 MINS = ("source_file", "source_line")
+
+
+def sum_exprs(has: frozenset[str] | set[str] | None = None) -> list[str]:
+    """The SUM of each of SUMS, in order, over rows whose totals are never below their parts.
+
+    The recorder writes rows that way; other writers (or hand-made records) may not, and the
+    pricing clamps a group's fresh input at zero, which would make a group's cost depend on how
+    its rows were grouped (the roll-up keeps commits apart, a raw read may not). Made consistent
+    row by row, every sum prices to the sum of its pieces. ``has``: the columns the table has
+    (one written by the original tool lacks the cached/cache-write/reasoning ones), None: all."""
+    def col(name: str) -> str:
+        return f"COALESCE({name}, 0)" if has is None or name in has else "0"
+
+    cached, write, reasoning = col("cached_input_tokens"), col("cache_write_tokens"), col("reasoning_tokens")
+    row = {
+        "input_tokens": f"MAX({col('input_tokens')}, {cached} + {write})",
+        "cached_input_tokens": cached,
+        "cache_write_tokens": write,
+        "output_tokens": f"MAX({col('output_tokens')}, {reasoning})",
+        "reasoning_tokens": reasoning,
+    }
+    return [f"SUM({row[s]})" for s in SUMS]
 
 # SQLite's UNIQUE lets NULLs repeat, so the conflict target is one text column that encodes the
 # whole group key: per column its type letter and the hex of its bytes (quote() would cut a text
@@ -64,7 +86,7 @@ _ROLL = (
     f"INSERT INTO {TABLE} (key, {', '.join(KEYS)}, calls, {', '.join(SUMS)}, {', '.join(MINS)}) "
     f"SELECT {KEY_SQL}, * FROM ("
     f"SELECT {', '.join(KEYS[:-1])}, {BUCKET} AS bucket, COUNT(*), "
-    + ", ".join(f"COALESCE(SUM({s}), 0)" for s in SUMS)
+    + ", ".join(f"COALESCE({e}, 0)" for e in sum_exprs())
     + f", {', '.join(f'MIN({m})' for m in MINS)} FROM llm_calls "
     f"WHERE id > (SELECT value FROM {META} WHERE name = 'rollup_to') GROUP BY 1, 2, 3, 4, 5, 6, 7"
     # WHERE true: without it SQLite would read ON CONFLICT as the join constraint of the FROM

@@ -91,7 +91,7 @@ def rollup_table(db: Path) -> list[tuple]:
 
 def raw_by_commit(db: Path, upto: int | None = None) -> list[tuple]:
     """The raw GROUP BY the roll-up must equal, per commit (rows up to ``upto``)."""
-    sums = ", ".join(f"COALESCE(SUM({s}), 0)" for s in rollup.SUMS)
+    sums = ", ".join(f"COALESCE({e}, 0)" for e in rollup.sum_exprs())
     with closing(store.open_readonly(db)) as conn:
         return sorted(conn.execute(
             f"SELECT git_commit, function_name, test_id, model, provider, run_id, {rollup.BUCKET}, COUNT(*), "
@@ -492,3 +492,21 @@ def test_emit_of_a_rollup_diff_matches_the_raw_one(tmp_path):
         emit(diff(Source(str(path)), None), format="markdown", github_on=False, output=out)
         outs.append(out.getvalue().replace(str(raw), str(db)))
     assert outs[0] == outs[1]
+
+
+def test_rows_with_parts_above_their_totals_price_the_same_however_grouped(tmp_path):
+    """Records made by hand (not by the recorder) may say cache_write > input. The roll-up keeps
+    commits apart, a raw read of the whole DB does not: the cost must not depend on that."""
+    cur, base = tmp_path / "cur.db", tmp_path / "base.db"
+    store.write_records(cur, [rec("f", inp=0, out=0, cache_write=7, commit=C1),
+                              rec("f", inp=1, out=3, reasoning=5, commit=C2)])
+    store.write_records(base, [rec("f", inp=10, out=1)])
+    (tmp_path / "raw").mkdir()
+    raw_cur = without_rollup(cur, tmp_path / "raw" / "cur.db")
+    raw_base = without_rollup(base, tmp_path / "raw" / "base.db")
+    got = diff(Source(str(cur)), Source(str(base)))
+    want = diff(Source(str(raw_cur)), Source(str(raw_base)))
+    assert_same_diff(got, want)
+    row = {r.key: r for r in got.rows("function")}["f"]
+    # input counted as 7 (its cache write) + 1, output as 5 (its reasoning) + 0
+    assert (row.current.input_tokens, row.current.output_tokens) == (8, 5)

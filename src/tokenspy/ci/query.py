@@ -87,8 +87,7 @@ def _select(conn: sqlite3.Connection, bucket: str) -> str:
 
     return (
         f"SELECT function_name, {c('test_id', 'NULL')}, model, provider, {c('run_id', 'NULL')}, {bucket}, "
-        f"COUNT(*), SUM(input_tokens), SUM({c('cached_input_tokens', '0')}), "
-        f"SUM({c('cache_write_tokens', '0')}), SUM(output_tokens), SUM({c('reasoning_tokens', '0')}), "
+        f"COUNT(*), {', '.join(rollup.sum_exprs(col))}, "
         f"MIN({c('source_file', 'NULL')}), MIN({c('source_line', 'NULL')}) FROM llm_calls"
     )
 
