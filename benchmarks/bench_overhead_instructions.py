@@ -8,8 +8,8 @@ memory, and on with persistence, and prints instructions per call and the ratio.
 Per-call figures are differences between a run of (1 + B1) and one of (1 + B2) blocks of 1,024
 calls, so start-up, imports and warm-up cancel out. Everything a recorded call causes is counted,
 on whatever thread it runs: the interceptor, the record, the writer's INSERT and the roll-up
-(``Store.close`` at exit). The writer's 1 s timer is replaced by a flush after every block of
-1,024 calls (under valgrind, 1 s of wall time is only a few dozen calls; at full speed the SDK
+(``Store.close`` at exit). The writer's 1 s timer is replaced by waking the writer thread after
+every block of 1,024 calls (under valgrind, 1 s of wall time is only a few dozen calls; at full speed the SDK
 makes ~1,400 calls a second), so batches have the size they have in a real process.
 
     python benchmarks/bench_overhead_instructions.py [--blocks 1 4] [--modes off memory persist]
@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -43,17 +44,23 @@ def child(mode: str, blocks: int) -> None:
     import tokenspy
     from tokenspy import store
 
-    store.Store.interval = 1e9  # batches of one block each, flushed below (see the docstring)
+    store.Store.interval = 1e9  # batches of one block each, written when woken below (see the docstring)
     if mode == "persist":
         tokenspy.init(persist=True, persist_dir=tempfile.mkdtemp(prefix="tokenspy-ic-"))
     elif mode == "memory":
         from tokenspy import interceptor
 
         interceptor.activate()
+    from tokenspy.tracker import get_global_tracker
+
+    writer = get_global_tracker()._store
     for _ in range(1 + blocks):
         for _ in range(BLOCK):
             client.chat.completions.create(model="gpt-4o", messages=msg)
-        store.flush_all()
+        if writer is not None:  # the writer thread writes the block, as its timer would
+            writer._wake.set()
+            while writer._queue:
+                time.sleep(0.001)
 
 
 def instructions(mode: str, blocks: int) -> tuple[int, int]:
