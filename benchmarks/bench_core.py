@@ -80,7 +80,7 @@ def bench_real_sdk(pairs: int = 301, n: int = 50) -> None:
     """Many short paired samples (off, on) back to back, order alternating; the median of the
     per-pair ratios resists the drift a busy machine adds to either side (short samples see the
     same machine state). The background writer runs as it would in an app."""
-    client = openai_clients(Wire())[0]
+    client = openai_clients(Wire(keep=False))[0]
     msg = [{"role": "user", "content": "hi"}]
     create = client.chat.completions.create
     with tempfile.TemporaryDirectory() as tmp:

@@ -30,7 +30,9 @@ def child(mode: str) -> None:
     sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
     from wire import Wire, openai_clients
 
-    client = openai_clients(Wire())[0]
+    # keep=False: the mock server keeps no request, as an app does not; kept requests would add
+    # ~9 objects a call to every full collection of both halves
+    client = openai_clients(Wire(keep=False))[0]
     msg = [{"role": "user", "content": "hi"}]
     import tokenspy
 

@@ -39,7 +39,7 @@ def child(mode: str, blocks: int) -> None:
     sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
     from wire import Wire, openai_clients
 
-    client = openai_clients(Wire())[0]
+    client = openai_clients(Wire(keep=False))[0]
     msg = [{"role": "user", "content": "hi"}]
     import tokenspy
     from tokenspy import store

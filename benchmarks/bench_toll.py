@@ -34,7 +34,7 @@ def per_call_us(fn, n: int) -> float:
 
 
 def bench_sdk(rounds: int = 7, n: int = 300) -> None:
-    client, _ = openai_clients(Wire())
+    client, _ = openai_clients(Wire(keep=False))
 
     def plain():
         client.chat.completions.create(model="gpt-4o", messages=MSG)

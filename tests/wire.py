@@ -32,9 +32,14 @@ def sse_events(text: str) -> list[str]:
 
 
 class Wire:
-    """The handler of a MockTransport: route by URL path, count requests."""
+    """The handler of a MockTransport: route by URL path, count requests.
 
-    def __init__(self) -> None:
+    ``keep=False`` (benchmarks, memory tests) keeps no request or body, only the count, as an
+    app that does not hold on to its requests."""
+
+    def __init__(self, keep: bool = True) -> None:
+        self.keep = keep
+        self.seen = 0
         self.requests: list[httpx2.Request] = []
         self.bodies: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -43,7 +48,7 @@ class Wire:
 
     @property
     def count(self) -> int:
-        return len(self.requests)
+        return self.seen
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
         try:
@@ -51,8 +56,10 @@ class Wire:
         except ValueError:
             body = {}
         with self._lock:
-            self.requests.append(request)
-            self.bodies.append(body)
+            self.seen += 1
+            if self.keep:
+                self.requests.append(request)
+                self.bodies.append(body)
         path = request.url.path
         for suffix, route in self.routes.items():
             if path.endswith(suffix):

@@ -117,6 +117,11 @@ model_override = ScopeField("model_override")
 suppressed = ScopeField("suppressed")
 
 
+# The caller of an unprofiled call: (module.qualname, file, first line, the JSON text of the
+# one-name call stack it is recorded with).
+UserFrame = tuple[str, str, int, str]
+
+
 class OuterCall:
     """A call begun by a layer above the SDKs (the LangChain handler) that defers to them.
 
@@ -128,7 +133,7 @@ class OuterCall:
 
     __slots__ = ("inner", "open", "tracker", "user")
 
-    def __init__(self, tracker: Any = None, user: tuple[str, str, int] | None = None) -> None:
+    def __init__(self, tracker: Any = None, user: UserFrame | None = None) -> None:
         self.inner = False
         self.open = True
         self.tracker = tracker
@@ -152,7 +157,7 @@ _LIBRARY_PREFIXES = (
 # Keyed by id(code), not by the code object: hashing a code object hashes its bytecode and
 # constants on every lookup (measured: ~0.6 µs a frame, most of the walk). The entry keeps the
 # code object, so its id cannot be reused while the entry lives.
-_code_cache: dict[int, tuple[CodeType, tuple[str, str, int] | None]] = {}
+_code_cache: dict[int, tuple[CodeType, UserFrame | None]] = {}
 
 
 def _is_library(module: str) -> bool:
@@ -162,19 +167,21 @@ def _is_library(module: str) -> bool:
 _COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"})
 
 
-def _describe(code: CodeType, module: str) -> tuple[str, str, int] | None:
+def _describe(code: CodeType, module: str) -> UserFrame | None:
     # comprehensions have their own frame before 3.12: name the function around them instead
     if _is_library(module) or code.co_name in _COMPREHENSIONS:
         return None
     qual = getattr(code, "co_qualname", code.co_name)
     name = qual if module in ("__main__", "") else f"{module}.{qual}"
     from tokenspy.gitinfo import repo_relative
+    from tokenspy.record import stack_json
 
-    return name, repo_relative(code.co_filename) or code.co_filename, code.co_firstlineno
+    return name, repo_relative(code.co_filename) or code.co_filename, code.co_firstlineno, stack_json((name,))
 
 
-def user_frame(skip: int = 2) -> tuple[str, str, int] | None:
-    """(module.qualname, file, first line) of the nearest frame outside tokenspy and the SDKs."""
+def user_frame(skip: int = 2) -> UserFrame | None:
+    """(module.qualname, file, first line, call stack JSON) of the nearest frame outside
+    tokenspy and the SDKs."""
     try:
         f = sys._getframe(skip)
     except ValueError:

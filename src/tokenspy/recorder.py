@@ -17,7 +17,9 @@ from tokenspy import context, pricing
 from tokenspy import tracker as _tracker_module
 from tokenspy.config import config
 from tokenspy.errors import BudgetExceededError, PricingMatrixOutdatedWarning, TokenspyWarning
-from tokenspy.record import CallRecord
+from tokenspy.record import _stack_json as _stack_cache
+from tokenspy.record import from_row as _from_row
+from tokenspy.record import stack_json as _stack_json
 from tokenspy.tracker import Tracker as _Tracker
 from tokenspy.tracker import get_global_tracker
 
@@ -180,6 +182,7 @@ def _warn_unpriced(model: str, p: Pending) -> None:
 
 
 _last_price: tuple[Any, ...] = (None, None, None, None, None)
+_UNKNOWN_STACK = _stack_json(("<unknown>",))
 
 
 def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BaseException | None:
@@ -206,54 +209,60 @@ def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BaseExc
         _last_price = (generation, lookup, model, p.provider, price)
     if price is None:
         cost = 0.0
-        priced = False
+        priced = 0
         _warn_unpriced(model, p)
     else:
         cost = price.cost(tin, tout, tcached, twrite, treason, twrite1h, p.ts)
-        priced = True
+        priced = 1
     if frames:
         top = frames[-1]
         name, source, line = top.name, top.source, top.line
-        stack = [f.name for f in frames]
+        names = (name,) if len(frames) == 1 else tuple([f.name for f in frames])
+        stack = _stack_cache.get(names) or _stack_json(names)
     else:
         user = p.user
-        if user is not None:
-            name, source, line = user
+        if test is None:
+            if user is not None:
+                name, source, line, stack = user
+            else:
+                name, source, line, stack = "<unknown>", None, None, _UNKNOWN_STACK
         else:
-            name, source, line = (test.test_id if test is not None else "<unknown>"), None, None
-        if test is not None:
+            name = user[0] if user is not None else test.test_id
             # per-test data points at the test, whatever helper or fixture made the call
             if test.source_file is not None:
                 source, line = test.source_file, test.source_line
-            stack = [name] if test.phase == "call" else [f"<{test.phase}>", name]
-        else:
-            stack = [name]
-    rec = CallRecord(
+            elif user is not None:
+                source, line = user[1], user[2]
+            else:
+                source = line = None
+            stack = _stack_json((name,) if test.phase == "call" else (f"<{test.phase}>", name))
+    # a row (tokenspy.record), not a CallRecord: see there why
+    row = (
         name, model, p.provider, tin, tout, cost, duration_ms, p.ts,
         sessions[-1].name if sessions else None,
         _git_sha() if config.track_git else None,
         stack, tcached, twrite, treason, priced,
-        test.test_id if test is not None else None, source, line, config.run_id,
-        project,
+        test.test_id if test is not None else None, source, line, config.run_id, project,
     )
     tracker = p.tracker
     if tracker is None:
         tracker = _tracker_module._global or get_global_tracker()
     if type(tracker) is _Tracker:  # Tracker.record and Store.add inlined: two calls fewer
-        tracker._records.append(rec)
+        tracker._records.append(row)
         store = tracker._store
         if store is not None:
             q = store._queue
-            q.append(rec)
+            q.append(row)
             if store._thread is None:
                 store._start()
             elif len(q) >= store.wake_at:
                 store._wake.set()
     else:
-        tracker.record(rec)
+        tracker.record(_from_row(row))
     for s in sessions:
-        s._add(rec)
+        s._add(row)
     error: BaseException | None = None
+    rec = _from_row(row) if collectors else None
     for collect in collectors:
         try:
             found = collect(rec)

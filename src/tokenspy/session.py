@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import Any
 
 from tokenspy import context
+from tokenspy import record as _rows
 from tokenspy.record import CallRecord
 
 
@@ -15,17 +16,17 @@ class Session:
 
     def __init__(self, name: str = "session") -> None:
         self.name = name
-        self._records: list[CallRecord] = []
+        self._records: list[Any] = []  # rows and CallRecords, as in Tracker
         self._token: Any = None
         self._lock = threading.Lock()
 
     # the recorder calls this for each record made while the session is active
-    def _add(self, rec: CallRecord) -> None:
+    def _add(self, rec: CallRecord | tuple[Any, ...]) -> None:
         self._records.append(rec)
 
     @property
     def cost(self) -> float:
-        return sum(r.cost_usd for r in self._records)
+        return _rows.total_cost(self._records)
 
     @property
     def cost_str(self) -> str:
@@ -33,19 +34,19 @@ class Session:
 
     @property
     def tokens(self) -> int:
-        return sum(r.input_tokens + r.output_tokens for r in self._records)
+        return _rows.total_tokens(self._records)
 
     @property
     def calls(self) -> int:
         return len(self._records)
 
     def records(self) -> list[CallRecord]:
-        return list(self._records)
+        return _rows.as_records(self._records)
 
     def summary(self) -> dict[str, Any]:
         from tokenspy.tracker import summarize
 
-        return summarize(self._records)
+        return summarize(self.records())
 
     def __enter__(self) -> Session:
         from tokenspy.interceptor import ensure_active

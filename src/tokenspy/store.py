@@ -14,7 +14,6 @@ from __future__ import annotations
 import atexit
 import itertools
 import json
-import operator
 import os
 import sqlite3
 import threading
@@ -29,7 +28,7 @@ from pathlib import Path
 
 from tokenspy import rollup
 from tokenspy.errors import TokenspyWarning
-from tokenspy.record import CallRecord
+from tokenspy.record import CallRecord, row_of
 
 SCHEMA_VERSION = 4
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -75,16 +74,21 @@ CREATE TABLE IF NOT EXISTS llm_calls (
 # (`tokenspy combine` indexes call_uid in the DB it writes; budgets keep their own small table.)
 _INDEXES = ("CREATE INDEX IF NOT EXISTS llm_calls_commit ON llm_calls(git_commit)",)
 UID_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS llm_calls_uid ON llm_calls(call_uid)"
-# The writer's INSERT: the columns a CallRecord has under the same name first (read in one C
-# call by ``_values``), then the JSON call stack and the uid, made from a per-process prefix and
-# a sequence number by SQLite (no per-row string formatting while holding the GIL).
-# ``priced`` goes apart, as an int: sqlite3 binds only exact int/float/str/bytes directly, and a
-# bool takes its adaptation path, two failed attribute lookups whose AttributeErrors format their
-# messages (callgrind: ~3,500 instructions per row; see _bind_without_adaptation for None).
-_RECORD_COLUMNS = tuple(c for c in COLUMNS if c not in ("call_stack", "call_uid", "priced"))
-_values = operator.attrgetter(*_RECORD_COLUMNS)
-_ROW_PARAMS = len(_RECORD_COLUMNS) + 4
-_ROW_SQL = f"({', '.join('?' for _ in _RECORD_COLUMNS)}, ?, ? || ?, ?)"
+# The writer's INSERT takes rows (tokenspy.record) as they are: their fields in CallRecord order,
+# the call stack already JSON text, ``priced`` already 0/1. sqlite3 binds only exact
+# int/float/str/bytes directly; a bool would take its adaptation path (see
+# _bind_without_adaptation for None). The uid is made by SQLite from a per-process prefix (a
+# literal of the statement) and a sequence number: one parameter a statement, ``?1``, plus the
+# row's place in it, so the parameters of a batch are its rows chained, with no per-row work in
+# Python while the writer holds the GIL.
+_ROW_COLUMNS = (
+    "function_name", "model", "provider", "input_tokens", "output_tokens", "cost_usd",
+    "duration_ms", "timestamp", "session_id", "git_commit", "call_stack", "cached_input_tokens",
+    "cache_write_tokens", "reasoning_tokens", "priced", "test_id", "source_file", "source_line",
+    "run_id", "project",
+)
+_ROW_PARAMS = len(_ROW_COLUMNS)
+_ROW_SQL = ", ".join("?" for _ in _ROW_COLUMNS)
 # Rows go in several to a statement: sqlite3 releases the GIL around each step of a statement,
 # and a thread that wants the GIL back waits for the switch interval (5 ms) while the threads
 # making LLM calls hold it. One row per statement (executemany) made the writer take ~1 s and
@@ -111,18 +115,23 @@ def _bind_without_adaptation() -> None:
 
 
 _bind_without_adaptation()
-_insert_sql: dict[int, str] = {}
+_insert_sql: dict[tuple[str, int], str] = {}
 
 
 def _insert(rows: int) -> str:
+    """The INSERT of ``rows`` rows; parameter 1 is the sequence number of the first one."""
+    key = (_PROCESS_UID, rows)
     try:
-        return _insert_sql[rows]
+        return _insert_sql[key]
     except KeyError:
-        sql = _insert_sql[rows] = (
-            f"INSERT INTO llm_calls ({', '.join(_RECORD_COLUMNS)}, call_stack, call_uid, priced) "
-            f"VALUES {', '.join(_ROW_SQL for _ in range(rows))}"
-        )
-        return sql
+        pass
+    # The ``?1`` comes first in each row: a bare ``?`` numbers itself one above the largest
+    # number used so far, so the bare ones take 2, 3, ... in the order of the rows.
+    values = ", ".join(f"('{_PROCESS_UID}-' || (?1 + {i}), {_ROW_SQL})" for i in range(rows))
+    sql = _insert_sql[key] = (
+        f"INSERT INTO llm_calls (call_uid, {', '.join(_ROW_COLUMNS)}) VALUES {values}"
+    )
+    return sql
 
 
 class DBError(Exception):
@@ -315,47 +324,41 @@ def load_records(
 
 # --------------------------------------------------------------------------- writing
 
-_PROCESS_UID = uuid.uuid4().hex[:16]
-_seq = itertools.count()
-_stack_json: dict[tuple[str, ...], str] = {}
+_PROCESS_UID = uuid.uuid4().hex[:16]  # hex only: it is spelled into the INSERT statements
+_seq = 0
+_seq_lock = threading.Lock()
 
 
-def _stack_json_of(stack: list[str]) -> str:
-    key = tuple(stack)
-    try:
-        return _stack_json[key]
-    except KeyError:
-        text = _stack_json[key] = json.dumps(list(key))
-        return text
+def _take_uids(n: int) -> int:
+    """The first of ``n`` sequence numbers reserved for rows of this process."""
+    global _seq
+    with _seq_lock:
+        first = _seq
+        _seq += n
+    return first
 
 
-def _params(records: Iterable[CallRecord]) -> list[object]:
-    """INSERT parameters of ``records``, row after row; each takes the next uid of this process."""
-    prefix = _PROCESS_UID + "-"
-    seq = _seq
-    cache = _stack_json
-    params: list[object] = []
-    extend = params.extend
-    for rec in records:
-        stack = rec.call_stack
-        try:
-            stack_json = cache[tuple(stack)]
-        except KeyError:
-            stack_json = _stack_json_of(stack)
-        extend(_values(rec))
-        extend((stack_json, prefix, next(seq), 1 if rec.priced else 0))
-    return params
+def _rows(records: Iterable[CallRecord | tuple[object, ...]]) -> list[tuple[object, ...]]:
+    return [r if type(r) is tuple else row_of(r) for r in records]  # type: ignore[misc]
 
 
-def _insert_all(conn: sqlite3.Connection, params: list[object]) -> None:
-    """Insert the rows of ``params`` (see ``_params``); call inside a transaction."""
-    start, end = 0, len(params)
+def _insert_all(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
+    """Insert ``rows`` (tokenspy.record rows); call inside a transaction."""
+    start, end = 0, len(rows)
     while start < end:
-        rows = min((end - start) // _ROW_PARAMS, _CHUNK)
-        rows = 1 << (rows.bit_length() - 1)  # the largest power of two not above
-        stop = start + rows * _ROW_PARAMS
-        conn.execute(_insert(rows), params[start:stop])
-        start = stop
+        n = min(end - start, _CHUNK)
+        n = 1 << (n.bit_length() - 1)  # the largest power of two not above
+        _insert_chunk(conn, rows[start:start + n])
+        start += n
+
+
+def _insert_chunk(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
+    params: list[object] = [_take_uids(len(rows))]
+    params.extend(_chain(rows))
+    conn.execute(_insert(len(rows)), params)
+
+
+_chain = itertools.chain.from_iterable
 
 
 def write_records(path: str | os.PathLike[str], records: Iterable[CallRecord]) -> int:
@@ -363,11 +366,11 @@ def write_records(path: str | os.PathLike[str], records: Iterable[CallRecord]) -
     written."""
     conn = open_writable(path)
     try:
-        params = _params(records)
+        rows = _rows(records)
         with transaction(conn):
-            _insert_all(conn, params)
+            _insert_all(conn, rows)
             rollup.roll_up(conn)
-        return len(params) // _ROW_PARAMS
+        return len(rows)
     finally:
         conn.close()
 
@@ -393,7 +396,7 @@ class Store:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser()
-        self._queue: deque[CallRecord] = deque()
+        self._queue: deque[tuple[object, ...]] = deque()  # rows (tokenspy.record)
         self._lock = threading.Lock()  # serializes use of the connection
         self._wake = threading.Event()
         self._conn: sqlite3.Connection | None = None
@@ -405,10 +408,11 @@ class Store:
         _live_stores.add(self)
 
     # hot path -----------------------------------------------------------------
-    def add(self, rec: CallRecord) -> None:
-        # recorder.finish inlines this for a Tracker's store: keep them in step
+    def add(self, rec: CallRecord | tuple[object, ...]) -> None:
+        """Queue a CallRecord or a row (tokenspy.record) for the writer."""
+        # recorder.finish inlines this for a Tracker's store (with a row): keep them in step
         q = self._queue
-        q.append(rec)
+        q.append(rec if type(rec) is tuple else row_of(rec))  # type: ignore[arg-type]
         if self._thread is None:
             self._start()
         elif len(q) >= self.wake_at:
@@ -463,13 +467,12 @@ class Store:
             try:
                 if self._conn is None:
                     self._conn = open_writable(self.path, WRITE_TIMEOUT)
-                params = _params(batch)
                 roll = final or self._unrolled + len(batch) >= ROLLUP_EVERY
                 if not roll and len(batch) in _STATEMENT_SIZES:
-                    self._conn.execute(_insert(len(batch)), params)  # its own transaction
+                    _insert_chunk(self._conn, batch)  # its own transaction
                 else:
                     with transaction(self._conn):
-                        _insert_all(self._conn, params)
+                        _insert_all(self._conn, batch)
                         if roll:
                             rollup.roll_up(self._conn)
                 self._unrolled = 0 if roll else self._unrolled + len(batch)
@@ -542,9 +545,10 @@ def _close_all() -> None:
 
 
 def _reinit_after_fork() -> None:
-    global _PROCESS_UID, _seq
+    global _PROCESS_UID, _seq, _seq_lock
     _PROCESS_UID = uuid.uuid4().hex[:16]
-    _seq = itertools.count()
+    _seq = 0
+    _seq_lock = threading.Lock()
     for store in list(_live_stores):
         store._after_fork()
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from tokenspy import record as _rows
 from tokenspy.record import CallRecord
 from tokenspy.store import Store, load_records
 
@@ -52,7 +53,8 @@ class Tracker:
     """Low-level accumulator for CallRecord objects."""
 
     def __init__(self, persist_path: Path | str | None = None) -> None:
-        self._records: list[CallRecord] = []
+        # rows (tokenspy.record) from the recorder, CallRecords given to record(): see as_records
+        self._records: list[Any] = []
         self._lock = threading.Lock()
         self.persist_path: Path | None = Path(persist_path).expanduser() if persist_path else None
         self._store: Store | None = Store(self.persist_path) if self.persist_path else None
@@ -65,7 +67,10 @@ class Tracker:
             store.add(rec)
 
     def records(self) -> list[CallRecord]:
-        return list(self._records)
+        """The calls recorded so far, oldest first. Calls the interceptors recorded are made into
+        CallRecords anew on each read (they are kept as compact rows, see tokenspy.record);
+        a CallRecord passed to ``record()`` is returned as that object."""
+        return _rows.as_records(self._records)
 
     def reset(self) -> None:
         """Forget the in-memory records (the SQLite file keeps its rows)."""
@@ -91,23 +96,23 @@ class Tracker:
             old.close()
 
     def total_cost(self) -> float:
-        return sum(r.cost_usd for r in self._records)
+        return _rows.total_cost(self._records)
 
     def total_tokens(self) -> int:
-        return sum(r.input_tokens + r.output_tokens for r in self._records)
+        return _rows.total_tokens(self._records)
 
     def total_calls(self) -> int:
         return len(self._records)
 
     def cost_by_function(self) -> dict[str, float]:
-        return summarize(self._records)["by_function"]
+        return summarize(self.records())["by_function"]
 
     def cost_by_model(self) -> dict[str, float]:
-        return summarize(self._records)["by_model"]
+        return summarize(self.records())["by_model"]
 
     def summary(self) -> dict[str, Any]:
         self.flush()
-        return summarize(self._records)
+        return summarize(self.records())
 
     def load_from_db(self) -> list[CallRecord]:
         """Every record stored in this tracker's DB (read-only; [] when there is no DB yet)."""
