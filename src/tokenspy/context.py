@@ -12,7 +12,7 @@ import contextvars
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import CodeType
+from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
@@ -179,6 +179,21 @@ def _describe(code: CodeType, module: str) -> UserFrame | None:
     return name, repo_relative(code.co_filename) or code.co_filename, code.co_firstlineno, stack_json((name,))
 
 
+# Source files of library modules. The walk skips their frames with one set lookup each
+# (several SDK frames lie between the interceptor and the caller on every call), before the
+# per-code cache. Files with made-up names ("<string>": generated dataclass and namedtuple
+# methods, exec'd code) are shared by modules of all kinds and never go in.
+_library_files: set[str] = set()
+
+
+def _code_entry(f: FrameType, code: CodeType) -> tuple[CodeType, UserFrame | None]:
+    """The ``_code_cache`` entry of a frame's code, noting a library module's file on the way."""
+    module = f.f_globals.get("__name__") or ""
+    if _is_library(module) and not code.co_filename.startswith("<"):
+        _library_files.add(code.co_filename)
+    return code, _describe(code, module)
+
+
 def user_frame(skip: int = 2) -> UserFrame | None:
     """(module.qualname, file, first line, call stack JSON) of the nearest frame outside
     tokenspy and the SDKs."""
@@ -187,11 +202,15 @@ def user_frame(skip: int = 2) -> UserFrame | None:
     except ValueError:
         return None
     cache = _code_cache
+    library = _library_files
     while f is not None:
         code = f.f_code
+        if code.co_filename in library:
+            f = f.f_back
+            continue
         entry = cache.get(id(code))
         if entry is None or entry[0] is not code:
-            entry = cache[id(code)] = (code, _describe(code, f.f_globals.get("__name__") or ""))
+            entry = cache[id(code)] = _code_entry(f, code)
         if entry[1] is not None:
             return entry[1]
         f = f.f_back

@@ -102,7 +102,8 @@ _outer_get = context.outer_calls.get
 _new_pending = object.__new__
 _getframe = sys._getframe
 _code_cache = context._code_cache
-_describe = context._describe
+_library_files = context._library_files
+_code_entry = context._code_entry
 
 
 def begin(provider: str, model: str | None, depth: int = 2) -> Pending | None:
@@ -127,11 +128,15 @@ def begin(provider: str, model: str | None, depth: int = 2) -> Pending | None:
         except ValueError:
             f = None
         cache = _code_cache
+        library = _library_files
         while f is not None:
             code = f.f_code
+            if code.co_filename in library:  # the SDK's own frames: one set lookup each
+                f = f.f_back
+                continue
             entry = cache.get(id(code))
             if entry is None or entry[0] is not code:
-                entry = cache[id(code)] = (code, _describe(code, f.f_globals.get("__name__") or ""))
+                entry = cache[id(code)] = _code_entry(f, code)
             user = entry[1]
             if user is not None:
                 break
