@@ -7,10 +7,15 @@ memory, and on with persistence, and prints instructions per call and the ratio.
 
 Per-call figures are differences between a run of (1 + B1) and one of (1 + B2) blocks of 1,024
 calls, so start-up, imports and warm-up cancel out. Everything a recorded call causes is counted,
-on whatever thread it runs: the interceptor, the record, the writer's INSERT and the roll-up
-(``Store.close`` at exit). The writer's 1 s timer is replaced by waking the writer thread after
-every block of 1,024 calls (under valgrind, 1 s of wall time is only a few dozen calls; at full speed the SDK
-makes ~1,400 calls a second), so batches have the size they have in a real process.
+on whatever thread it runs: the interceptor, the record, the writer's INSERT and its roll-up
+(done by the writer thread after each block, as it does every 8,192 rows in a long run). The
+writer's 1 s timer is replaced by waking the writer thread after every block of 1,024 calls
+(under valgrind, 1 s of wall time is only a few dozen calls; at full speed the SDK makes ~1,500
+calls a second), so batches have the size they have in a real process.
+
+Instructions are not time: the same recording path costs ~3 µs in a tight loop and several
+times that inside an SDK call whose ~5M instructions have evicted it from the CPU caches (see
+bench_overhead_ab.py for wall time).
 
     python benchmarks/bench_overhead_instructions.py [--blocks 1 4] [--modes off memory persist]
 
@@ -45,6 +50,9 @@ def child(mode: str, blocks: int) -> None:
     from tokenspy import store
 
     store.Store.interval = 1e9  # batches of one block each, written when woken below (see the docstring)
+    # The writer rolls up each block it writes, on its own thread, as it does every 8,192 rows in
+    # a long run; otherwise Store.close would roll the whole run up on the calling thread at exit.
+    store.ROLLUP_EVERY = BLOCK
     if mode == "persist":
         tokenspy.init(persist=True, persist_dir=tempfile.mkdtemp(prefix="tokenspy-ic-"))
     elif mode == "memory":

@@ -217,7 +217,20 @@ def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BaseExc
         priced = 0
         _warn_unpriced(model, p)
     else:
-        cost = price.cost(tin, tout, tcached, twrite, treason, twrite1h, p.ts)
+        vec = price._flat
+        if vec is not None and not twrite1h and tcached >= 0 and twrite >= 0 and treason >= 0:
+            # ModelPrice.cost inlined for an untiered price, the common case: the same terms in
+            # the same order (its 1h cache-write term is +0.0 here), so the same float. The
+            # totals are at least their parts (made so above), as cost() checks.
+            cost = (
+                (tin - tcached - twrite) * vec[0]
+                + tcached * vec[1]
+                + twrite * vec[2]
+                + (tout - treason) * vec[4]
+                + treason * vec[5]
+            ) / 1e6 + vec[6]
+        else:
+            cost = price.cost(tin, tout, tcached, twrite, treason, twrite1h, p.ts)
         priced = 1
     if frames:
         top = frames[-1]

@@ -227,3 +227,38 @@ def test_langchain_usage_metadata_is_priced_like_the_sdk(fresh_tracker):
     assert r.provider == "langchain"
     # same call as test_claude_sonnet_4_5_cache_reads_and_5m_writes: $0.05775
     assert r.cost_usd == pytest.approx((1_000 * 3.00 + 20_000 * 0.30 + 5_000 * 3.75 + 2_000 * 15.00) / M)
+
+
+# --------------------------------------------------------------------------- recorder vs pricing
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_tokens = st.integers(min_value=0, max_value=3 * M)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    model=st.sampled_from([("gpt-4o", "openai"), ("gpt-5", "openai"), ("claude-haiku-4-5", "anthropic"),
+                           ("claude-sonnet-4-5", "anthropic"), ("gemini-2.5-pro", "google")]),
+    inp=_tokens, out=_tokens, cached=_tokens, write=_tokens, reasoning=_tokens,
+)
+def test_a_recorded_call_costs_exactly_what_pricing_calculate_says(fresh_tracker, model, inp, out, cached, write,
+                                                                    reasoning):
+    # The recorder prices untiered models without calling ModelPrice.cost (hot path); tiered
+    # ones (claude-sonnet-4-5 and gemini-2.5-pro over 200k) go through it. Either way a record
+    # costs, to the last bit, what the public calculate() says for the same (consistent) usage.
+    from tokenspy import pricing, recorder
+    from tokenspy.recorder import Usage
+
+    name, provider = model
+    fresh_tracker.reset()
+    p = recorder.begin(provider, name)
+    recorder.finish(p, Usage(inp, out, cached, write, reasoning))
+    (rec,) = fresh_tracker.records()
+    total_in, total_out = max(inp, cached + write), max(out, reasoning)  # totals include their parts
+    assert (rec.input_tokens, rec.output_tokens) == (total_in, total_out)
+    expected = pricing.calculate(name, total_in, total_out, cached_input_tokens=cached, cache_write_tokens=write,
+                                 reasoning_tokens=reasoning, provider=provider, timestamp=rec.timestamp)
+    assert rec.cost_usd == expected
+    assert rec.priced
