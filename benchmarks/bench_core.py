@@ -3,7 +3,8 @@
 1. Added cost per intercepted call, the SDK's transport stubbed out: our request wrapper around a
    stub that returns a ready ChatCompletion, vs the stub alone (in memory, then with persistence).
 2. Overhead through the real OpenAI SDK + httpx2.MockTransport with persistence on (301 short
-   paired samples of 50 calls, interceptor off and on, median of the per-pair ratios, one run).
+   paired samples of 50 calls, interceptor off and on, median of the per-pair ratios, one run,
+   with an A/A floor). The mock server keeps no requests, as an app keeps none.
 3. Sustained persistence throughput (records/s through Store.add + the writer thread).
 4. ``python -c "import tokenspy"`` wall time vs ``python -c pass``.
 """
@@ -79,41 +80,57 @@ def bench_stubbed(n: int = 200_000) -> None:
 def bench_real_sdk(pairs: int = 301, n: int = 50) -> None:
     """Many short paired samples (off, on) back to back, order alternating; the median of the
     per-pair ratios resists the drift a busy machine adds to either side (short samples see the
-    same machine state). The background writer runs as it would in an app."""
+    same machine state). The background writer runs as it would in an app.
+
+    Both halves of a pair are preceded by the same two patch changes (off: activate then
+    deactivate; on: the reverse), so that the interpreter's re-specialization after a class
+    changes costs both alike. An A/A run (both halves off, same toggling) prints the floor."""
     client = openai_clients(Wire(keep=False))[0]
     msg = [{"role": "user", "content": "hi"}]
     create = client.chat.completions.create
+
+    def run() -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            create(model="gpt-4o", messages=msg)
+        return time.perf_counter() - start
+
+    def set_on() -> None:
+        interceptor.deactivate()
+        interceptor.activate()
+
+    def set_off() -> None:
+        interceptor.activate()
+        interceptor.deactivate()
+
+    def measure(a, b) -> tuple[float, float, float]:
+        first, second, ratios = [], [], []
+        for i in range(pairs):
+            pair = [0.0, 0.0]
+            for k in ((0, 1) if i % 2 else (1, 0)):
+                (a, b)[k]()
+                pair[k] = run()
+            first.append(pair[0])
+            second.append(pair[1])
+            ratios.append(pair[1] / pair[0])
+            # no reset() between pairs: it would flush on this thread, outside the timing
+        return statistics.median(first), statistics.median(second), statistics.median(ratios)
+
     with tempfile.TemporaryDirectory() as tmp:
         tokenspy.init(persist=True, persist_dir=tmp)
-
-        def run() -> float:
-            start = time.perf_counter()
-            for _ in range(n):
-                create(model="gpt-4o", messages=msg)
-            return time.perf_counter() - start
-
         for _ in range(10):  # warm up both paths
-            interceptor.deactivate()
+            set_off()
             run()
-            interceptor.activate()
+            set_on()
             run()
-        off, on, ratios = [], [], []
-        for i in range(pairs):
-            pair = {}
-            for active in ((False, True) if i % 2 else (True, False)):
-                (interceptor.activate if active else interceptor.deactivate)()
-                pair[active] = run()
-            off.append(pair[False])
-            on.append(pair[True])
-            ratios.append(pair[True] / pair[False])
-            # no reset() between pairs: it would flush on this thread, outside the timing
+        a, b, r = measure(set_off, set_on)
+        _, _, aa = measure(set_off, set_off)
         interceptor.activate()
         tokenspy.init(persist=False)
-    a, b = statistics.median(off), statistics.median(on)
-    r = statistics.median(ratios)
     print(f"real SDK + MockTransport, persistence on: {a / n * 1e6:.1f} µs/call without, "
           f"{b / n * 1e6:.1f} µs/call with → overhead {100 * (r - 1):+.2f} % "
-          f"≈ {(r - 1) * a / n * 1e6:.1f} µs/call (median of {pairs} paired samples × {n} calls)")
+          f"≈ {(r - 1) * a / n * 1e6:.1f} µs/call (median of {pairs} paired samples × {n} calls; "
+          f"A/A with the same toggling: {100 * (aa - 1):+.2f} %)")
 
 
 def bench_throughput(n: int = 500_000) -> None:
