@@ -54,8 +54,8 @@ class CallRecord:
 # with ``call_stack`` as its JSON text and ``priced`` as 0/1. A tuple of strings and numbers is
 # left alone by the garbage collector once it has seen it (CPython untracks such tuples), while
 # a CallRecord and its stack list are traversed by every full collection for as long as the
-# tracker keeps them. Measured through the OpenAI SDK, whose calls allocate enough to run a full
-# collection every ~5,000 calls: retained CallRecords added ~8 µs a call in the collector alone.
+# tracker keeps them: measured through the OpenAI SDK in a process whose heap grows (full
+# collections every ~5,000 calls), retained CallRecords added ~8 µs a call to the collector.
 # Rows are also the INSERT parameters of the writer as they are. CallRecords are made from rows
 # when someone reads them.
 
@@ -116,10 +116,6 @@ def from_row(row: tuple[Any, ...]) -> CallRecord:
         *row[:ROW_STACK], stack_names(row[ROW_STACK]), row[11], row[12], row[13], bool(row[14]),
         *row[15:],
     )
-
-
-def as_record(item: CallRecord | tuple[Any, ...]) -> CallRecord:
-    return from_row(item) if type(item) is tuple else item  # type: ignore[arg-type]
 
 
 def as_records(items: list[Any]) -> list[CallRecord]:

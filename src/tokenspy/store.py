@@ -87,7 +87,6 @@ _ROW_COLUMNS = (
     "cache_write_tokens", "reasoning_tokens", "priced", "test_id", "source_file", "source_line",
     "run_id", "project",
 )
-_ROW_PARAMS = len(_ROW_COLUMNS)
 _ROW_SQL = ", ".join("?" for _ in _ROW_COLUMNS)
 # Rows go in several to a statement: sqlite3 releases the GIL around each step of a statement,
 # and a thread that wants the GIL back waits for the switch interval (5 ms) while the threads
