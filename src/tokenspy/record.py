@@ -65,7 +65,7 @@ ROW_INPUT = 3
 ROW_OUTPUT = 4
 
 _stack_json: dict[tuple[str, ...], str] = {}
-_stack_list: dict[str, tuple[str, ...]] = {}
+_stack_list: dict[str | None, tuple[str, ...]] = {}
 _CACHE_MAX = 65536
 
 
@@ -81,21 +81,29 @@ def stack_json(names: tuple[str, ...]) -> str:
     return text
 
 
-def stack_names(text: str | None) -> list[str]:
-    """A stored call stack back as a list of names (malformed text as one name)."""
-    if not text:
-        return []
+def parse_stack(raw: object) -> tuple[str, ...]:
+    """A stored call_stack (JSON list) as a tuple of names; anything else is one name (a
+    hand-edited or foreign DB may hold anything)."""
+    if raw is None or raw == "":
+        return ()
     try:
-        return list(_stack_list[text])
+        value = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
+    except (ValueError, RecursionError):
+        return (str(raw),)
+    if isinstance(value, list):
+        return tuple(str(v) for v in value)
+    return (str(value),)
+
+
+def stack_names(text: str | None) -> list[str]:
+    """A row's call stack back as a list of names (memoized, as ``stack_json``)."""
+    try:
+        return list(_stack_list[text])  # type: ignore[index]
     except KeyError:
         pass
-    try:
-        value = json.loads(text)
-    except ValueError:
-        value = [text]
-    names = tuple(str(v) for v in value) if isinstance(value, list) else (str(value),)
+    names = parse_stack(text)
     if len(_stack_list) < _CACHE_MAX:
-        _stack_list[text] = names
+        _stack_list[text] = names  # type: ignore[index]
     return list(names)
 
 

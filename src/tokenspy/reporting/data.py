@@ -9,7 +9,6 @@ Python, and both then share one derivation, so the two agree for the same calls.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
@@ -18,7 +17,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
 
-from tokenspy.record import CallRecord
+from tokenspy.record import CallRecord, parse_stack
 
 ROOT_NAME = "all"
 UNKNOWN_FUNCTION = "<unknown>"  # same placeholders as store.load_records, so both paths agree
@@ -389,16 +388,8 @@ def _opt_str(value: object) -> str | None:
 
 
 def _parse_stack(raw: object) -> tuple[str, ...]:
-    """A stored call_stack (JSON list) as a tuple; same fallbacks as store.load_records."""
-    if raw is None or raw == "" or raw == _NULL_BLOB:
-        return ()
-    try:
-        value = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
-    except (ValueError, RecursionError):  # a hand-edited or foreign DB may hold anything
-        return (str(raw),)
-    if isinstance(value, list):
-        return tuple(str(v) for v in value)
-    return (str(value),)
+    """A stored call_stack as a tuple (record.parse_stack; a NULL read back as a blob is none)."""
+    return () if raw == _NULL_BLOB else parse_stack(raw)
 
 
 # --------------------------------------------------------------------------- derivation
