@@ -65,6 +65,20 @@ class Scope(NamedTuple):
     # Set while a call is already being recorded by an outer layer, so that one HTTP call makes
     # one record.
     suppressed: bool = False
+    # Derived, kept up to date by ScopeField: a call made here must be booked at once (a
+    # profiled function has a budget, or collectors want each record), not later in a batch.
+    eager: bool = False
+
+
+def _eager(frames: tuple[Frame, ...], collectors: tuple[Any, ...]) -> bool:
+    return bool(collectors) or any(f.budget is not None for f in frames)
+
+
+def _with(s: tuple[Any, ...], i: int, value: Any) -> Scope:
+    """``s`` with field ``i`` replaced (and ``eager`` derived again)."""
+    fields = [*s[:i], value, *s[i + 1:]]
+    fields[7] = _eager(fields[0], fields[3])
+    return _new_scope(Scope, fields)
 
 
 _DEFAULT = Scope()
@@ -91,7 +105,7 @@ class ScopeField:
     def set(self, value: Any) -> contextvars.Token[Scope]:
         s = scope.get()
         i = self.index
-        return scope.set(_new_scope(Scope, (*s[:i], value, *s[i + 1:])))
+        return scope.set(_with(s, i, value))
 
     def reset(self, token: contextvars.Token[Scope]) -> None:
         now = scope.get()
@@ -100,7 +114,7 @@ class ScopeField:
         value = (_DEFAULT if old is contextvars.Token.MISSING else old)[self.index]
         i = self.index
         if now[i] is not value:
-            scope.set(_new_scope(Scope, (*now[:i], value, *now[i + 1:])))
+            scope.set(_with(now, i, value))
         elif scope.get() is not now:
             scope.set(now)
 

@@ -19,7 +19,7 @@ import _thread
 import os
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from tokenspy.errors import PricingMatrixOutdatedWarning
 
@@ -182,6 +182,8 @@ _lock = _thread.RLock()
 _snapshot: DataSnapshot | None = None
 _memo: dict[tuple[str, str | None], ModelPrice | None] = {}
 generation = 0  # bumped whenever memoized prices are dropped (callers caching a lookup check it)
+# Called before the prices change (the recorder books the calls it deferred at the old prices).
+on_change: list[Callable[[], None]] = []
 _warned: set[str] = set()
 
 
@@ -370,6 +372,8 @@ def reload_overrides(path: str | os.PathLike[str] | None = None) -> None:
             TOML does not parse.
     """
     new = _read_overrides(path)
+    for hook in on_change:  # outside _lock: a hook may look prices up
+        hook()
     with _lock:
         _install_overrides(new)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -63,6 +65,11 @@ ROW_STACK = 10  # index of the call stack (JSON text) in a row
 ROW_COST = 5
 ROW_INPUT = 3
 ROW_OUTPUT = 4
+# The text fields that are mostly absent (session_id, git_commit, test_id, project) hold the int
+# 0 in a row where the CallRecord has None: sqlite3 binds an int directly but sends None through
+# its adapter lookup (~130 ns each, on the writer thread, holding the GIL), and the INSERT turns
+# the 0 back into NULL (``NULLIF(?, 0)``; no text equals the integer 0 in SQLite).
+ROW_NULLABLE = (8, 9, 15, 19)
 
 _stack_json: dict[tuple[str, ...], str] = {}
 _stack_list: dict[str | None, tuple[str, ...]] = {}
@@ -111,18 +118,26 @@ def row_of(rec: CallRecord) -> tuple[Any, ...]:
     """The row of a CallRecord (see above)."""
     return (
         rec.function_name, rec.model, rec.provider, rec.input_tokens, rec.output_tokens,
-        rec.cost_usd, rec.duration_ms, rec.timestamp, rec.session_id, rec.git_commit,
+        rec.cost_usd, rec.duration_ms, rec.timestamp, _zero(rec.session_id), _zero(rec.git_commit),
         stack_json(tuple(rec.call_stack)), rec.cached_input_tokens, rec.cache_write_tokens,
-        rec.reasoning_tokens, 1 if rec.priced else 0, rec.test_id, rec.source_file,
-        rec.source_line, rec.run_id, rec.project,
+        rec.reasoning_tokens, 1 if rec.priced else 0, _zero(rec.test_id), rec.source_file,
+        rec.source_line, rec.run_id, _zero(rec.project),
     )
+
+
+def _zero(value: Any) -> Any:
+    return 0 if value is None else value
+
+
+def _none(value: Any) -> Any:
+    return None if type(value) is int else value
 
 
 def from_row(row: tuple[Any, ...]) -> CallRecord:
     """A CallRecord made from a row."""
     return CallRecord(
-        *row[:ROW_STACK], stack_names(row[ROW_STACK]), row[11], row[12], row[13], bool(row[14]),
-        *row[15:],
+        *row[:8], _none(row[8]), _none(row[9]), stack_names(row[ROW_STACK]), row[11], row[12],
+        row[13], bool(row[14]), _none(row[15]), row[16], row[17], row[18], _none(row[19]),
     )
 
 
@@ -140,3 +155,20 @@ def total_tokens(items: list[Any]) -> int:
         r[ROW_INPUT] + r[ROW_OUTPUT] if type(r) is tuple else r.input_tokens + r.output_tokens
         for r in list(items)
     )
+
+
+# --------------------------------------------------------------------------- deferred calls
+#
+# The recorder books a plain call (no budget, no collector, a model it has priced before) later
+# and in batches: ``recorder.finish`` puts the call on ``pending`` and ``recorder.settle`` makes
+# its row, prices it and hands it to its tracker, store and sessions. Work done in a batch runs
+# several times faster than the same work done between two SDK calls, whose data has evicted
+# ours from the CPU caches. Whoever reads what the recorder wrote calls ``settle()`` first.
+pending: deque[Any] = deque()
+settler: Callable[[], None] | None = None  # recorder.settle, set when the recorder is imported
+
+
+def settle() -> None:
+    """Book the calls the recorder deferred, so that a read sees every finished call."""
+    if pending and settler is not None:
+        settler()

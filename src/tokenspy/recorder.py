@@ -8,14 +8,18 @@ kept small: they run on every LLM call.
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 import time
 import warnings
 from typing import Any, NamedTuple
 
 from tokenspy import context, pricing
+from tokenspy import record as _rows
 from tokenspy import tracker as _tracker_module
 from tokenspy.config import config
+from tokenspy.config import on_change as _config_hooks
 from tokenspy.errors import BudgetExceededError, PricingMatrixOutdatedWarning, TokenspyWarning
 from tokenspy.record import _stack_json as _stack_cache
 from tokenspy.record import from_row as _from_row
@@ -49,8 +53,8 @@ class Pending:
     """One call in flight: who made it, when, and (once known) what it used."""
 
     __slots__ = (
-        "done", "injected", "model", "options", "provider", "scope", "stream", "t0", "tracker", "ts",
-        "user",
+        "done", "injected", "model", "options", "provider", "rmodel", "scope", "stream", "t0", "t1",
+        "tracker", "ts", "usage", "user",
     )
 
     def __init__(self, provider: str, model: str | None, scope: context.Scope | None = None) -> None:
@@ -62,7 +66,6 @@ class Pending:
         # Walking the stack is only needed when no profiled function names the caller.
         self.user = context.user_frame(3) if not s[0] else None
         self.t0 = _perf()
-        self.ts = _now()
         self.done = False
         self.injected = False
         self.stream = False
@@ -142,8 +145,7 @@ def begin(provider: str, model: str | None, depth: int = 2) -> Pending | None:
                 break
             f = f.f_back
     p.user = user
-    p.t0 = _perf()
-    p.ts = _now()
+    p.t0 = _perf()  # the wall-clock time is derived from it when the call is booked (_book)
     p.done = p.injected = p.stream = False
     p.options = p.tracker = None
     outer = _outer_get()
@@ -188,19 +190,141 @@ def _warn_unpriced(model: str, p: Pending) -> None:
 
 _last_price: tuple[Any, ...] = (None, None, None, None, None)
 _UNKNOWN_STACK = _stack_json(("<unknown>",))
+_UNKNOWN_USER = ("<unknown>", None, None, _UNKNOWN_STACK)
+
+# The (model, provider) whose calls ``finish`` may leave to ``settle``: one booked before with
+# a known price while the global tracker is a plain Tracker. A call of any other model is booked
+# at once, so that its price lookup (and an unknown model's warning) happens in the caller's
+# context. Reset whenever the prices or the global tracker change.
+_defer_model: str | None = None
+_defer_provider: str | None = None
+_pending = _rows.pending
+_wall_offset = _now() - _perf()  # time.time() - time.perf_counter(), see _book
+_settle_lock = threading.RLock()
+SETTLE_AT = 256  # deferred calls that make ``finish`` book the batch itself
 
 
 def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BaseException | None:
-    """Record the call once. Returns the budget error to raise, if a raising budget is now spent."""
+    """Record the call once. Returns the budget error to raise, if a raising budget is now spent.
+
+    A plain call is only noted here and booked by ``settle`` with the next batch (see
+    tokenspy.record): nothing it would have decided now can depend on it."""
     if p.done:
         return None
     p.done = True
-    duration_ms = (_perf() - p.t0) * 1000.0
-    # one tuple unpack instead of a dozen namedtuple attribute reads: this runs on every call
+    p.t1 = _perf()
+    if model == _defer_model and p.provider is _defer_provider and p.tracker is None and not p.scope[7] \
+            and usage is not None:
+        p.usage = usage
+        p.rmodel = model
+        _pending.append(p)
+        if len(_pending) >= SETTLE_AT:
+            settle()
+        return None
+    return _book_now(p, usage, model)
+
+
+def _book_now(p: Pending, usage: Usage | None, model: str | None) -> BaseException | None:
+    with _settle_lock:
+        if _pending:
+            _settle()  # the calls before this one first: records stay in call order
+        global _wall_offset
+        _wall_offset = _now() - _perf()
+        return _book(p, usage, model, p.t1)
+
+
+def settle() -> None:
+    """Book every deferred call, oldest first (readers call this through record.settle)."""
+    with _settle_lock:
+        _settle()
+
+
+def _settle() -> None:
+    """Book the deferred calls (holding _settle_lock). Most are booked by the loop below, which
+    is ``_book`` for what every deferred call shares (the global Tracker, the model priced last,
+    an untiered price, no git tag); any other goes through ``_book`` itself."""
+    global _wall_offset
+    off = _wall_offset = _now() - _perf()
+    pop = _pending.popleft
+    tracker = _tracker_module._global
+    last = _last_price
+    price = last[4]
+    fast = (type(tracker) is _Tracker and price is not None and price._flat is not None
+            and last[1] is pricing.lookup and last[0] == pricing.generation and not config.track_git)
+    if fast:
+        add = tracker._records.append  # type: ignore[union-attr]
+        store = tracker._store  # type: ignore[union-attr]
+        queue = store._queue.append if store is not None else None
+        v0, v1, v2, _, v4, v5, v6 = price._flat[:7]
+        model, provider, run_id = last[2], last[3], config.run_id
+    while _pending:
+        try:
+            p = pop()
+        except IndexError:  # another thread took the last one
+            break
+        try:
+            usage = p.usage
+            s = p.scope
+            if not fast or s[0] or s[2] is not None or s[5] or p.rmodel != model or p.provider != provider:
+                _book(p, usage, p.rmodel, p.t1)
+                continue
+            tin, tout, tcached, twrite, treason, twrite1h = usage
+            if twrite1h or tcached + twrite > tin or treason > tout or tcached < 0 or twrite < 0 \
+                    or treason < 0:
+                _book(p, usage, p.rmodel, p.t1)
+                continue
+            user = p.user
+            name, source, line, stack = user if user is not None else _UNKNOWN_USER
+            sessions = s[1]
+            project = s[4]
+            t0 = p.t0
+            row = (
+                name, model, provider, tin, tout,
+                ((tin - tcached - twrite) * v0 + tcached * v1 + twrite * v2 + (tout - treason) * v4
+                 + treason * v5) / 1e6 + v6,
+                (p.t1 - t0) * 1000.0, t0 + off, sessions[-1]._row_id if sessions else 0, 0,
+                stack, tcached, twrite, treason, 1, 0, source, line, run_id,
+                0 if project is None else project,
+            )
+            add(row)
+            if queue is not None:
+                queue(row)
+            for x in sessions:
+                x._add(row)
+        except Exception as exc:  # never lose the rest of the batch to one bad call
+            internal_error(exc)
+    if fast and store is not None:
+        if store._thread is None:
+            store._start()
+        elif len(store._queue) >= store.wake_at:
+            store._wake.set()
+
+
+def _forget_deferral() -> None:
+    """Book what is deferred and defer nothing until a call is booked again (prices or the
+    global tracker are about to change)."""
+    global _defer_model, _defer_provider
+    settle()
+    _defer_model = _defer_provider = None
+
+
+def _book(p: Pending, usage: Usage | None, model: str | None, t1: float) -> BaseException | None:
+    """Make the call's row, price it, give it to its tracker, store, sessions and collectors,
+    charge the profiled invocations' budgets. Returns the budget error to raise, if any."""
+    global _defer_model, _defer_provider
+    t0 = p.t0
+    duration_ms = (t1 - t0) * 1000.0
+    # time.time() of the start, from the perf_counter reading taken then: one clock read fewer
+    # per call. The two clocks run at the same (NTP-disciplined) rate; their offset is read
+    # again for every batch, so only a step of the wall clock between a call and its booking
+    # (a second at most while the writer runs) would shift it.
+    ts = t0 + _wall_offset
+    response_model = model
+    # one tuple unpack instead of a dozen namedtuple attribute reads
     tin, tout, tcached, twrite, treason, twrite1h = usage or _ZERO
     if tcached + twrite > tin or treason > tout:
         tin, tout, tcached, twrite, treason, twrite1h = _consistent(usage)  # type: ignore[arg-type]
-    frames, sessions, test, collectors, project, override, _ = p.scope
+    frames, sessions, test, collectors, project, override, _, _ = p.scope
     model = override or model or p.model or "unknown"
     # the last lookup again (a process mostly calls one model): no key tuple, no dict lookup
     global _last_price
@@ -230,7 +354,7 @@ def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BaseExc
                 + treason * vec[5]
             ) / 1e6 + vec[6]
         else:
-            cost = price.cost(tin, tout, tcached, twrite, treason, twrite1h, p.ts)
+            cost = price.cost(tin, tout, tcached, twrite, treason, twrite1h, ts)
         priced = 1
     if frames:
         top = frames[-1]
@@ -256,11 +380,12 @@ def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BaseExc
             stack = _stack_json((name,) if test.phase == "call" else (f"<{test.phase}>", name))
     # a row (tokenspy.record), not a CallRecord: see there why
     row = (
-        name, model, p.provider, tin, tout, cost, duration_ms, p.ts,
-        sessions[-1].name if sessions else None,
-        _git_sha() if config.track_git else None,
+        name, model, p.provider, tin, tout, cost, duration_ms, ts,
+        sessions[-1]._row_id if sessions else 0,  # 0: None in a row (tokenspy.record)
+        (_git_sha() or 0) if config.track_git else 0,
         stack, tcached, twrite, treason, priced,
-        test.test_id if test is not None else None, source, line, config.run_id, project,
+        test.test_id if test is not None else 0, source, line, config.run_id,
+        0 if project is None else project,
     )
     tracker = p.tracker
     if tracker is None:
@@ -275,6 +400,12 @@ def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BaseExc
                 store._start()
             elif len(q) >= store.wake_at:
                 store._wake.set()
+        if price is not None and p.tracker is None and response_model is not None and not override \
+                and response_model == model and tracker is _tracker_module._global \
+                and not config.track_git:
+            # later calls of this model may be deferred (see finish); not while tagging calls
+            # with the git commit, which must be the one checked out when the call is made
+            _defer_model, _defer_provider = response_model, p.provider
     else:
         tracker.record(_from_row(row))
     for s in sessions:
@@ -343,3 +474,20 @@ def internal_error(exc: BaseException) -> None:
         TokenspyWarning,
         stacklevel=3,
     )
+
+
+_rows.settler = settle
+pricing.on_change.append(_forget_deferral)
+_tracker_module.on_change.append(_forget_deferral)
+_config_hooks.append(_forget_deferral)
+
+
+def _after_fork_in_child() -> None:
+    # the parent books what was deferred before the fork (see below); a child books only its own
+    global _settle_lock
+    _settle_lock = threading.RLock()
+    _pending.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=settle, after_in_child=_after_fork_in_child)

@@ -16,6 +16,8 @@ class Session:
 
     def __init__(self, name: str = "session") -> None:
         self.name = name
+        # its session_id in a row (tokenspy.record: 0 for None, text otherwise)
+        self._row_id: str | int = 0 if name is None else name if isinstance(name, str) else str(name)
         self._records: list[Any] = []  # rows and CallRecords, as in Tracker
         self._token: Any = None
         self._lock = threading.Lock()
@@ -26,6 +28,7 @@ class Session:
 
     @property
     def cost(self) -> float:
+        _rows.settle()
         return _rows.total_cost(self._records)
 
     @property
@@ -34,13 +37,16 @@ class Session:
 
     @property
     def tokens(self) -> int:
+        _rows.settle()
         return _rows.total_tokens(self._records)
 
     @property
     def calls(self) -> int:
+        _rows.settle()
         return len(self._records)
 
     def records(self) -> list[CallRecord]:
+        _rows.settle()
         return _rows.as_records(self._records)
 
     def summary(self) -> dict[str, Any]:

@@ -26,9 +26,10 @@ from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+from tokenspy import record as _record
 from tokenspy import rollup
 from tokenspy.errors import TokenspyWarning
-from tokenspy.record import CallRecord, row_of
+from tokenspy.record import ROW_NULLABLE, CallRecord, row_of
 
 SCHEMA_VERSION = 4
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -87,7 +88,7 @@ _ROW_COLUMNS = (
     "cache_write_tokens", "reasoning_tokens", "priced", "test_id", "source_file", "source_line",
     "run_id", "project",
 )
-_ROW_SQL = ", ".join("?" for _ in _ROW_COLUMNS)
+_ROW_SQL = ", ".join("NULLIF(?, 0)" if i in ROW_NULLABLE else "?" for i in range(len(_ROW_COLUMNS)))
 # Rows go in several to a statement: sqlite3 releases the GIL around each step of a statement,
 # and a thread that wants the GIL back waits for the switch interval (5 ms) while the threads
 # making LLM calls hold it. One row per statement (executemany) made the writer take ~1 s and
@@ -429,6 +430,7 @@ class Store:
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()
+            _record.settle()  # calls the recorder deferred reach the queue within a tick too
             if self._queue:
                 self._flush(final=False, periodic=True)
 
@@ -439,6 +441,7 @@ class Store:
 
     def flush(self) -> None:
         """Write everything queued so far. Never raises: problems warn once."""
+        _record.settle()
         self._flush(final=False)
 
     def _flush(self, final: bool, periodic: bool = False) -> None:
@@ -515,6 +518,7 @@ class Store:
 
     def close(self) -> None:
         """Write the queue, roll up what this Store left unrolled, close the connection."""
+        _record.settle()
         self._flush(final=True)
         with self._lock:
             self._close_conn()
@@ -531,11 +535,16 @@ class Store:
 
 
 def flush_all() -> None:
+    _record.settle()
     for store in list(_live_stores):
         store.flush()
 
 
 def _close_all() -> None:
+    try:
+        _record.settle()
+    except Exception:
+        pass
     for store in list(_live_stores):
         try:
             store.close()

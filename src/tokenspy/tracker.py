@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,7 @@ class Tracker:
         """The calls recorded so far, oldest first. Calls the interceptors recorded are made into
         CallRecords anew on each read (they are kept as compact rows, see tokenspy.record);
         a CallRecord passed to ``record()`` is returned as that object."""
+        _rows.settle()
         return _rows.as_records(self._records)
 
     def reset(self) -> None:
@@ -79,15 +80,18 @@ class Tracker:
             self._records = []
 
     def flush(self) -> None:
+        _rows.settle()
         if self._store is not None:
             self._store.flush()
 
     def close(self) -> None:
+        _rows.settle()
         if self._store is not None:
             self._store.close()
 
     def set_persist_path(self, path: Path | str | None) -> None:
         """Send later records to another DB (or none); earlier ones stay where they went."""
+        _rows.settle()
         with self._lock:
             old = self._store
             self.persist_path = Path(path).expanduser() if path else None
@@ -96,12 +100,15 @@ class Tracker:
             old.close()
 
     def total_cost(self) -> float:
+        _rows.settle()
         return _rows.total_cost(self._records)
 
     def total_tokens(self) -> int:
+        _rows.settle()
         return _rows.total_tokens(self._records)
 
     def total_calls(self) -> int:
+        _rows.settle()
         return len(self._records)
 
     def cost_by_function(self) -> dict[str, float]:
@@ -126,6 +133,8 @@ class Tracker:
 
 _global_lock = threading.Lock()
 _global: Tracker | None = None
+# Called before the global tracker changes (the recorder books what it deferred to the old one).
+on_change: list[Callable[[], None]] = []
 
 
 def get_global_tracker() -> Tracker:
@@ -141,5 +150,7 @@ def get_global_tracker() -> Tracker:
 
 def set_global_tracker(tracker: Tracker) -> None:
     global _global
+    for hook in on_change:
+        hook()
     with _global_lock:
         _global = tracker
