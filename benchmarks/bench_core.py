@@ -2,15 +2,17 @@
 
 1. Added cost per intercepted call, the SDK's transport stubbed out: our request wrapper around a
    stub that returns a ready ChatCompletion, vs the stub alone (in memory, then with persistence).
-2. Overhead through the real OpenAI SDK + httpx2.MockTransport with persistence on (301 short
-   paired samples of 50 calls, interceptor off and on, median of the per-pair ratios, one run,
-   with an A/A floor). The mock server keeps no requests, as an app keeps none.
+2. Overhead through the real OpenAI SDK + httpx2.MockTransport with persistence on: short paired
+   samples of 50 calls through a client without tokenspy and one through it, in 4 fresh
+   processes; the median of the pooled per-pair ratios, with an A/A floor. The mock server
+   keeps no requests, as an app keeps none.
 3. Sustained persistence throughput (records/s through Store.add + the writer thread).
 4. ``python -c "import tokenspy"`` wall time vs ``python -c pass``.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import subprocess
 import sys
@@ -26,12 +28,11 @@ from openai._models import FinalRequestOptions  # noqa: E402
 from openai.types.chat import ChatCompletion  # noqa: E402
 
 import tokenspy  # noqa: E402
-from tokenspy import interceptor  # noqa: E402
 from tokenspy.interceptor._stainless import Kinds, _sync_request  # noqa: E402
 from tokenspy.interceptor.openai import OpenAIAdapter  # noqa: E402
 from tokenspy.record import CallRecord  # noqa: E402
 from tokenspy.store import Store  # noqa: E402
-from tokenspy.tracker import Tracker, set_global_tracker  # noqa: E402
+from tokenspy.tracker import Tracker, get_global_tracker, set_global_tracker  # noqa: E402
 from wire import Wire, fixture_json, openai_clients  # noqa: E402
 
 
@@ -77,60 +78,81 @@ def bench_stubbed(n: int = 200_000) -> None:
             tracker.close()
 
 
-def bench_real_sdk(pairs: int = 301, n: int = 50) -> None:
-    """Many short paired samples (off, on) back to back, order alternating; the median of the
-    per-pair ratios resists the drift a busy machine adds to either side (short samples see the
-    same machine state). The background writer runs as it would in an app.
+def real_sdk_ratios(pairs: int, n: int = 50) -> dict[str, list[float]]:
+    """Per-pair ratios (on/off, and A/A: off/off) of one process.
 
-    Both halves of a pair are preceded by the same two patch changes (off: activate then
-    deactivate; on: the reverse), so that the interpreter's re-specialization after a class
-    changes costs both alike. An A/A run (both halves off, same toggling) prints the floor."""
-    client = openai_clients(Wire(keep=False))[0]
+    Two clients of the real SDK on one MockTransport, in one process with tokenspy active and
+    persisting: "on" is an ``openai.OpenAI``, whose requests go through the patch; "off" is a
+    subclass whose class keeps the SDK's own ``request``, i.e. the SDK without tokenspy. Nothing
+    is patched or unpatched while measuring (re-patching makes the interpreter re-specialize
+    the call sites, which costs either side). Short samples of ``n`` calls alternate in order;
+    the background writer runs as it would in an app."""
+    from openai import _base_client
+
+    original = _base_client.SyncAPIClient.__dict__["request"]
     msg = [{"role": "user", "content": "hi"}]
-    create = client.chat.completions.create
-
-    def run() -> float:
-        start = time.perf_counter()
-        for _ in range(n):
-            create(model="gpt-4o", messages=msg)
-        return time.perf_counter() - start
-
-    def set_on() -> None:
-        interceptor.deactivate()
-        interceptor.activate()
-
-    def set_off() -> None:
-        interceptor.activate()
-        interceptor.deactivate()
-
-    def measure(a, b) -> tuple[float, float, float]:
-        first, second, ratios = [], [], []
-        for i in range(pairs):
-            pair = [0.0, 0.0]
-            for k in ((0, 1) if i % 2 else (1, 0)):
-                (a, b)[k]()
-                pair[k] = run()
-            first.append(pair[0])
-            second.append(pair[1])
-            ratios.append(pair[1] / pair[0])
-            # no reset() between pairs: it would flush on this thread, outside the timing
-        return statistics.median(first), statistics.median(second), statistics.median(ratios)
-
     with tempfile.TemporaryDirectory() as tmp:
-        tokenspy.init(persist=True, persist_dir=tmp)
-        for _ in range(10):  # warm up both paths
-            set_off()
-            run()
-            set_on()
-            run()
-        a, b, r = measure(set_off, set_on)
-        _, _, aa = measure(set_off, set_off)
-        interceptor.activate()
+        tokenspy.init(persist=True, persist_dir=tmp)  # activates the interceptor
+
+        class WithoutTokenspy(openai.OpenAI):
+            request = original
+
+        on = openai_clients(Wire(keep=False))[0]
+        off = WithoutTokenspy(api_key="k", base_url=str(on.base_url), http_client=on._client, max_retries=0)
+
+        def sampler(client: openai.OpenAI):
+            create = client.chat.completions.create
+
+            def run() -> float:
+                start = time.perf_counter()
+                for _ in range(n):
+                    create(model="gpt-4o", messages=msg)
+                return time.perf_counter() - start
+
+            return run
+
+        run_on, run_off = sampler(on), sampler(off)
+        for _ in range(10):  # warm up both
+            run_on()
+            run_off()
+        calls = get_global_tracker().total_calls()
+        ratios, floor, off_us = [], [], []
+        for i in range(pairs):
+            if i % 2:
+                a, b = run_off(), run_on()
+            else:
+                b, a = run_on(), run_off()
+            ratios.append(b / a)
+            off_us.append(a / n * 1e6)
+        for _ in range(pairs // 2):
+            a, b = run_off(), run_off()
+            floor.append(b / a)
+        recorded = get_global_tracker().total_calls() - calls
+        assert recorded == pairs * n, f"recorded {recorded} calls, not {pairs * n}"
         tokenspy.init(persist=False)
-    print(f"real SDK + MockTransport, persistence on: {a / n * 1e6:.1f} µs/call without, "
-          f"{b / n * 1e6:.1f} µs/call with → overhead {100 * (r - 1):+.2f} % "
-          f"≈ {(r - 1) * a / n * 1e6:.1f} µs/call (median of {pairs} paired samples × {n} calls; "
-          f"A/A with the same toggling: {100 * (aa - 1):+.2f} %)")
+    return {"ratios": ratios, "aa": floor, "off_us": off_us}
+
+
+def bench_real_sdk(processes: int = 4, pairs: int = 200, n: int = 50) -> None:
+    """The ratios of several fresh processes, pooled: where the allocator happens to put
+    tokenspy's objects and the SDK's changes what each costs, and that layout is fixed for a
+    process (measured: ±0.3 % between processes)."""
+    pooled: dict[str, list[float]] = {"ratios": [], "aa": [], "off_us": []}
+    per_process = []
+    for _ in range(processes):
+        out = subprocess.run([sys.executable, __file__, "--real-sdk-worker", str(pairs), str(n)],
+                             check=True, capture_output=True, text=True).stdout
+        got = json.loads(out.strip().splitlines()[-1])
+        for k in pooled:
+            pooled[k] += got[k]
+        per_process.append(100 * (statistics.median(got["ratios"]) - 1))
+    r = statistics.median(pooled["ratios"])
+    aa = statistics.median(pooled["aa"])
+    off = statistics.median(pooled["off_us"])
+    print(f"real SDK + MockTransport, persistence on: overhead {100 * (r - 1):+.2f} % ≈ {(r - 1) * off:.1f} µs "
+          f"of {off:.1f} µs/call (median of {len(pooled['ratios'])} paired samples × {n} calls from "
+          f"{processes} processes; A/A: {100 * (aa - 1):+.2f} %; per process: "
+          + ", ".join(f"{x:+.2f} %" for x in per_process) + ")")
 
 
 def bench_throughput(n: int = 500_000) -> None:
@@ -165,6 +187,9 @@ def bench_import(runs: int = 15) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--real-sdk-worker"]:
+        print(json.dumps(real_sdk_ratios(int(sys.argv[2]), int(sys.argv[3]))))
+        sys.exit(0)
     bench_stubbed()
     bench_real_sdk()
     bench_throughput()

@@ -53,8 +53,8 @@ class Pending:
     """One call in flight: who made it, when, and (once known) what it used."""
 
     __slots__ = (
-        "done", "injected", "model", "options", "provider", "rmodel", "scope", "stream", "t0", "t1",
-        "tracker", "ts", "usage", "user",
+        "done", "injected", "model", "options", "provider", "scope", "stream", "t0", "t1", "tracker",
+        "ts", "user",
     )
 
     def __init__(self, provider: str, model: str | None, scope: context.Scope | None = None) -> None:
@@ -99,6 +99,7 @@ class Pending:
 
 
 _scope_get = context.scope.get
+_DEFAULT_SCOPE = context._DEFAULT
 _outer_get = context.outer_calls.get
 
 
@@ -213,11 +214,15 @@ def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BaseExc
         return None
     p.done = True
     p.t1 = _perf()
-    if model == _defer_model and p.provider is _defer_provider and p.tracker is None and not p.scope[7] \
+    s = p.scope
+    if model == _defer_model and p.provider is _defer_provider and p.tracker is None and not s[7] \
             and usage is not None:
-        p.usage = usage
-        p.rmodel = model
-        _pending.append(p)
+        # A tuple the garbage collector stops tracking at its first pass (strings, numbers and
+        # tuples of them; None for the default scope) rather than the Pending: a call waits
+        # here across several collections, and tracked objects that do would be promoted to
+        # the oldest generation, whose growth is what triggers full collections of the app.
+        _pending.append((usage, None if s is _DEFAULT_SCOPE else s, p.user, p.t0, p.t1, model, p.provider,
+                         p.model))
         if len(_pending) >= SETTLE_AT:
             settle()
         return None
@@ -259,30 +264,29 @@ def _settle() -> None:
         model, provider, run_id = last[2], last[3], config.run_id
     while _pending:
         try:
-            p = pop()
+            entry = pop()
         except IndexError:  # another thread took the last one
             break
         try:
-            usage = p.usage
-            s = p.scope
-            if not fast or s[0] or s[2] is not None or s[5] or p.rmodel != model or p.provider != provider:
-                _book(p, usage, p.rmodel, p.t1)
+            usage, s, user, t0, t1, rmodel, rprovider, _ = entry
+            if s is None:
+                s = _DEFAULT_SCOPE
+            if not fast or s[0] or s[2] is not None or s[5] or rmodel != model or rprovider != provider:
+                _book_entry(entry)
                 continue
             tin, tout, tcached, twrite, treason, twrite1h = usage
             if twrite1h or tcached + twrite > tin or treason > tout or tcached < 0 or twrite < 0 \
                     or treason < 0:
-                _book(p, usage, p.rmodel, p.t1)
+                _book_entry(entry)
                 continue
-            user = p.user
             name, source, line, stack = user if user is not None else _UNKNOWN_USER
             sessions = s[1]
             project = s[4]
-            t0 = p.t0
             row = (
                 name, model, provider, tin, tout,
                 ((tin - tcached - twrite) * v0 + tcached * v1 + twrite * v2 + (tout - treason) * v4
                  + treason * v5) / 1e6 + v6,
-                (p.t1 - t0) * 1000.0, t0 + off, sessions[-1]._row_id if sessions else 0, 0,
+                (t1 - t0) * 1000.0, t0 + off, sessions[-1]._row_id if sessions else 0, 0,
                 stack, tcached, twrite, treason, 1, 0, source, line, run_id,
                 0 if project is None else project,
             )
@@ -298,6 +302,21 @@ def _settle() -> None:
             store._start()
         elif len(store._queue) >= store.wake_at:
             store._wake.set()
+
+
+def _book_entry(entry: tuple[Any, ...]) -> None:
+    """``_book`` a deferred call (an entry of record.pending, see finish)."""
+    usage, s, user, t0, t1, model, provider, requested = entry
+    p = _new_pending(Pending)
+    p.provider = provider
+    p.model = requested
+    p.scope = _DEFAULT_SCOPE if s is None else s
+    p.user = user
+    p.t0 = t0
+    p.done = True
+    p.injected = p.stream = False
+    p.options = p.tracker = None
+    _book(p, usage, model, t1)
 
 
 def _forget_deferral() -> None:
@@ -438,6 +457,7 @@ def _book(p: Pending, usage: Usage | None, model: str | None, t1: float) -> Base
 
 def _consistent(u: Usage) -> Usage:
     """Totals never smaller than their parts (a provider that reports parts outside the total)."""
+    u = Usage(*u)  # an adapter may give a plain tuple in Usage's order
     return u._replace(
         input_tokens=max(u.input_tokens, u.cached_input_tokens + u.cache_write_tokens),
         output_tokens=max(u.output_tokens, u.reasoning_tokens),

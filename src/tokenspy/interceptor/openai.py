@@ -22,7 +22,6 @@ _ENDPOINTS = (
 
 _kind_cache: dict[str, str | None] = {}
 _MISS: Any = object()
-_usage = tuple.__new__  # Usage(...) without the namedtuple's Python-level __new__
 
 
 def _kind(url: str) -> str | None:
@@ -151,14 +150,14 @@ class OpenAIAdapter:
             if prompt is not None:
                 details = u.prompt_tokens_details
                 out_details = u.completion_tokens_details
-                return obj.model, _usage(Usage, (
+                return obj.model, (  # a plain tuple in Usage's order: the GC untracks it, unlike a Usage
                     prompt,
                     u.completion_tokens or 0,
                     (details.cached_tokens or 0) if details is not None else 0,
                     (getattr(details, "cache_write_tokens", 0) or 0) if details is not None else 0,
                     (out_details.reasoning_tokens or 0) if out_details is not None else 0,
                     0,
-                ))
+                )
         except AttributeError:
             pass
         return self._usage_slow(obj)
@@ -172,14 +171,14 @@ class OpenAIAdapter:
             return getattr(obj, "model", None), usage_of(u)
         details = getattr(u, "prompt_tokens_details", None)
         out_details = getattr(u, "completion_tokens_details", None)
-        return getattr(obj, "model", None), _usage(Usage, (
+        return getattr(obj, "model", None), (
             prompt,
             getattr(u, "completion_tokens", 0) or 0,
             (getattr(details, "cached_tokens", 0) or 0) if details is not None else 0,
             (getattr(details, "cache_write_tokens", 0) or 0) if details is not None else 0,
             (getattr(out_details, "reasoning_tokens", 0) or 0) if out_details is not None else 0,
             0,
-        ))
+        )
 
     def observer(self, p: Pending) -> _StreamObserver:
         return _StreamObserver(p)
