@@ -1,9 +1,9 @@
-"""Real-SDK overhead measured across processes: no interceptor toggling in the measured process.
+"""Real-SDK overhead measured across processes: each process either uses tokenspy or does not.
 
-bench_core.py toggles the patches inside one process; toggling itself and the background writer
-running during both halves can hide part of the cost. Here each sample is a fresh process that
-either never activates tokenspy ("off") or records with persistence ("on"), interleaved, and an
-A/A run (both halves "off") prints the noise floor of the method on this machine.
+bench_core.py compares two clients (one without tokenspy) inside each of a few processes. Here
+each sample is a fresh process that either never activates tokenspy ("off") or records with
+persistence ("on"), interleaved, and an A/A run (both halves "off") prints the noise floor of the
+method on this machine.
 
     python benchmarks/bench_overhead_ab.py [--pairs 16] [--variant persist|memory]
 """

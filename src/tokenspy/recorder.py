@@ -213,16 +213,16 @@ def finish(p: Pending, usage: Usage | None, model: str | None = None) -> BaseExc
     if p.done:
         return None
     p.done = True
-    p.t1 = _perf()
+    p.t1 = t1 = _perf()
     s = p.scope
-    if model == _defer_model and p.provider is _defer_provider and p.tracker is None and not s[7] \
+    provider = p.provider
+    if model == _defer_model and provider is _defer_provider and p.tracker is None and not s[7] \
             and usage is not None:
-        # A tuple the garbage collector stops tracking at its first pass (strings, numbers and
-        # tuples of them; None for the default scope) rather than the Pending: a call waits
-        # here across several collections, and tracked objects that do would be promoted to
-        # the oldest generation, whose growth is what triggers full collections of the app.
-        _pending.append((usage, None if s is _DEFAULT_SCOPE else s, p.user, p.t0, p.t1, model, p.provider,
-                         p.model))
+        # A tuple of strings, numbers and tuples of them (None for the default scope), which
+        # the garbage collector soon stops tracking, rather than the Pending: a call waits here
+        # across several collections, and tracked objects that do are promoted to the oldest
+        # generation, whose growth is what triggers full collections of the app.
+        _pending.append((usage, None if s is _DEFAULT_SCOPE else s, p.user, p.t0, t1, model, provider, p.model))
         if len(_pending) >= SETTLE_AT:
             settle()
         return None
