@@ -54,7 +54,7 @@ class Pending:
 
     __slots__ = (
         "done", "injected", "model", "options", "provider", "scope", "stream", "t0", "t1", "tracker",
-        "ts", "user",
+        "user",
     )
 
     def __init__(self, provider: str, model: str | None, scope: context.Scope | None = None) -> None:
@@ -313,9 +313,7 @@ def _book_entry(entry: tuple[Any, ...]) -> None:
     p.scope = _DEFAULT_SCOPE if s is None else s
     p.user = user
     p.t0 = t0
-    p.done = True
-    p.injected = p.stream = False
-    p.options = p.tracker = None
+    p.tracker = None  # deferred calls are the global tracker's
     _book(p, usage, model, t1)
 
 
