@@ -535,8 +535,7 @@ class Store:
 
 
 def flush_all() -> None:
-    _record.settle()
-    for store in list(_live_stores):
+    for store in list(_live_stores):  # Store.flush books deferred calls first
         store.flush()
 
 

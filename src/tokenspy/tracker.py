@@ -85,8 +85,7 @@ class Tracker:
             self._store.flush()
 
     def close(self) -> None:
-        _rows.settle()
-        if self._store is not None:
+        if self._store is not None:  # Store.close books deferred calls first
             self._store.close()
 
     def set_persist_path(self, path: Path | str | None) -> None:
