@@ -1,7 +1,8 @@
 """Recording-core benchmarks (issue 2). Prints figures; run: python benchmarks/bench_core.py
 
 1. Added cost per intercepted call, the SDK's transport stubbed out: our request wrapper around a
-   stub that returns a ready ChatCompletion, vs the stub alone (in memory, then with persistence).
+   stub that returns a ready ChatCompletion, vs the stub alone (in memory, then with persistence);
+   the wrapper the patch installs (the plain-call path) and the general one.
 2. Overhead through the real OpenAI SDK + httpx2.MockTransport with persistence on: short paired
    samples of 50 calls through a client without tokenspy and one through it, in 4 fresh
    processes; the median of the pooled per-pair ratios, with an A/A floor. The mock server
@@ -30,6 +31,7 @@ from openai.types.chat import ChatCompletion  # noqa: E402
 import tokenspy  # noqa: E402
 from tokenspy.interceptor._stainless import Kinds, _sync_request  # noqa: E402
 from tokenspy.interceptor.openai import OpenAIAdapter  # noqa: E402
+from tokenspy.interceptor.openai_plain import sync_request as plain_request  # noqa: E402
 from tokenspy.record import CallRecord  # noqa: E402
 from tokenspy.store import Store  # noqa: E402
 from tokenspy.tracker import Tracker, get_global_tracker, set_global_tracker  # noqa: E402
@@ -54,27 +56,32 @@ def bench_stubbed(n: int = 200_000) -> None:
     from openai import _response, _streaming
 
     kinds = Kinds((_streaming.Stream, _streaming.AsyncStream), (_response.BaseAPIResponse,))
-    wrapped = _sync_request(stub, OpenAIAdapter(), kinds)
+    adapter = OpenAIAdapter()
+    wrappers = {"plain": plain_request(stub, adapter, kinds), "general": _sync_request(stub, adapter, kinds)}
 
     def bare():
         stub(None, ChatCompletion, options)
 
-    def patched():
-        wrapped(None, ChatCompletion, options)
-
     with tempfile.TemporaryDirectory() as tmp:
         for label, tracker in (("in memory", Tracker()), ("persisted", Tracker(Path(tmp) / "u.db"))):
             set_global_tracker(tracker)
-            patched()  # warm the price memo
-            results = []
-            for _ in range(5):
-                tracker._records.clear()
-                base = per_call_us(bare, n)
-                with_ = per_call_us(patched, n)
-                results.append(with_ - base)
+            figures = {}
+            for path, wrapped in wrappers.items():
+
+                def patched(wrapped=wrapped):
+                    wrapped(None, ChatCompletion, options)
+
+                patched()  # warm the price memo
+                results = []
+                for _ in range(5):
+                    tracker._records.clear()
+                    base = per_call_us(bare, n)
+                    with_ = per_call_us(patched, n)
+                    results.append(with_ - base)
+                figures[path] = statistics.median(results)
             tracker.flush()
-            print(f"added cost per intercepted call ({label}, stub transport): "
-                  f"{statistics.median(results):.2f} µs (median of 5 × {n:,})")
+            print(f"added cost per intercepted call ({label}, stub transport): {figures['plain']:.2f} µs; "
+                  f"general path {figures['general']:.2f} µs (medians of 5 × {n:,})")
             tracker.close()
 
 

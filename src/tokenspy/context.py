@@ -9,6 +9,7 @@ pointing at the same Frame objects, so its calls count towards that invocation's
 from __future__ import annotations
 
 import contextvars
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,7 +79,10 @@ def _with(s: tuple[Any, ...], i: int, value: Any) -> Scope:
     """``s`` with field ``i`` replaced (and ``eager`` derived again)."""
     fields = [*s[:i], value, *s[i + 1:]]
     fields[7] = _eager(fields[0], fields[3])
-    return _new_scope(Scope, fields)
+    new = _new_scope(Scope, fields)
+    # the default scope itself once everything is back to it: the plain-call path
+    # (interceptor.openai_plain) tells it by identity
+    return _DEFAULT if new == _DEFAULT else new
 
 
 _DEFAULT = Scope()
@@ -208,9 +212,36 @@ def _code_entry(f: FrameType, code: CodeType) -> tuple[CodeType, UserFrame | Non
     return code, _describe(code, module)
 
 
+def _load_c_walk() -> tuple[Callable[[int, set[str], dict[int, Any]], Any] | None, object]:
+    """The C walk of tokenspy._speedups (CPython 3.11) and its MISS, unless TOKENSPY_PURE_PYTHON
+    is set or the module was not built; else (None, a sentinel no walk returns)."""
+    if os.environ.get("TOKENSPY_PURE_PYTHON"):
+        return None, object()
+    try:
+        from tokenspy import _speedups  # type: ignore[attr-defined]
+    except ImportError:
+        return None, object()
+    return getattr(_speedups, "user_frame", None), _speedups.MISS
+
+
+# c_walk(skip, _library_files, _code_cache): what the Python walk below returns, found without
+# making frame objects, or WALK_MISS where a frame's code is not in the caches yet (then the
+# Python walk runs and fills them).
+c_walk, WALK_MISS = _load_c_walk()
+
+
 def user_frame(skip: int = 2) -> UserFrame | None:
     """(module.qualname, file, first line, call stack JSON) of the nearest frame outside
     tokenspy and the SDKs."""
+    if c_walk is not None:
+        user = c_walk(skip, _library_files, _code_cache)  # a C function: no frame of its own
+        if user is not WALK_MISS:
+            return user  # type: ignore[no-any-return]
+    return py_user_frame(skip + 1)
+
+
+def py_user_frame(skip: int = 2) -> UserFrame | None:
+    """``user_frame`` in Python: the walk that fills the caches ``c_walk`` reads."""
     try:
         f = sys._getframe(skip)
     except ValueError:

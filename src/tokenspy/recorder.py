@@ -108,6 +108,8 @@ _getframe = sys._getframe
 _code_cache = context._code_cache
 _library_files = context._library_files
 _code_entry = context._code_entry
+_c_walk = context.c_walk
+_WALK_MISS = context.WALK_MISS
 
 
 def begin(provider: str, model: str | None, depth: int = 2) -> Pending | None:
@@ -126,7 +128,10 @@ def begin(provider: str, model: str | None, depth: int = 2) -> Pending | None:
     # Walking the stack is only needed when no profiled function names the caller.
     # context.user_frame(depth) inlined: one Python call fewer on every call
     user = None
-    if not s[0]:
+    # the C walk when built (no frame objects made); the Python one on its misses, which fill
+    # the caches it reads
+    if not s[0] and (_c_walk is None or (user := _c_walk(depth - 1, _library_files, _code_cache)) is _WALK_MISS):
+        user = None
         try:
             f = _getframe(depth - 1)  # depth counts from inside user_frame, one frame deeper
         except ValueError:
@@ -157,6 +162,21 @@ def begin(provider: str, model: str | None, depth: int = 2) -> Pending | None:
                 p.tracker = call.tracker
                 if call.user is not None:
                     p.user = call.user
+    return p
+
+
+def started(provider: str, model: str | None, scope: context.Scope, user: context.UserFrame | None,
+            t0: float) -> Pending:
+    """The Pending ``begin`` would have made for a call started at ``t0`` (for a caller that did
+    begin's work itself: interceptor.openai_plain)."""
+    p = _new_pending(Pending)
+    p.provider = provider
+    p.model = model
+    p.scope = scope
+    p.user = user
+    p.t0 = t0
+    p.done = p.injected = p.stream = False
+    p.options = p.tracker = None
     return p
 
 

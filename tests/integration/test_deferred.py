@@ -17,7 +17,7 @@ from collections import deque
 import pytest
 
 import tokenspy
-from tokenspy import pricing, record, recorder
+from tokenspy import interceptor, pricing, record, recorder
 from tokenspy.tracker import Tracker, set_global_tracker
 
 MSG = [{"role": "user", "content": "hi"}]
@@ -49,12 +49,18 @@ class CountingDeque(deque):
 
 
 @pytest.fixture
-def counted(monkeypatch):
+def counted(monkeypatch, active):
     """record.pending, counting the calls deferred (a writer thread may book them at any time)."""
     pending = CountingDeque()
     monkeypatch.setattr(record, "pending", pending)
     monkeypatch.setattr(recorder, "_pending", pending)
-    return pending
+    # the patches take the deque when they are made (interceptor.openai_plain): made again
+    interceptor.deactivate()
+    interceptor.activate()
+    yield pending
+    interceptor.deactivate()
+    monkeypatch.undo()
+    interceptor.activate()
 
 
 def test_plain_calls_are_deferred_and_every_read_sees_them(fresh_tracker, client, counted):

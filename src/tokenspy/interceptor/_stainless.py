@@ -303,8 +303,12 @@ def _hook_parse(response: Any) -> None:
         response.__dict__["parse"] = functools.wraps(bound)(parse)
 
 
-def install(patcher: Patcher, sdk: str, adapter: Adapter) -> None:
-    """Patch the Stainless SDK whose top-level package is ``sdk`` ("openai", "anthropic")."""
+def install(patcher: Patcher, sdk: str, adapter: Adapter,
+            sync_request: Callable[[Callable[..., Any], Adapter, Kinds], Callable[..., Any]] | None = None) -> None:
+    """Patch the Stainless SDK whose top-level package is ``sdk`` ("openai", "anthropic").
+
+    ``sync_request``: the maker of the sync request wrapper, if not the general one (which the
+    one it makes must fall back to)."""
     import importlib
 
     base = importlib.import_module(f"{sdk}._base_client")
@@ -318,7 +322,8 @@ def install(patcher: Patcher, sdk: str, adapter: Adapter) -> None:
     if legacy is not None:
         raw_types += (legacy.LegacyAPIResponse,)
     kinds = Kinds(streams=(streaming.Stream, streaming.AsyncStream), responses=raw_types)
-    patcher.patch(base.SyncAPIClient, "request", lambda o: _sync_request(o, adapter, kinds))
+    make = sync_request or _sync_request
+    patcher.patch(base.SyncAPIClient, "request", lambda o: make(o, adapter, kinds))
     patcher.patch(base.AsyncAPIClient, "request", lambda o: _async_request(o, adapter, kinds))
     patcher.patch(streaming.Stream, "__stream__", _sync_stream)
     patcher.patch(streaming.AsyncStream, "__stream__", _async_stream)

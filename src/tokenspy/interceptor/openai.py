@@ -189,5 +189,7 @@ def patch(patcher: Patcher) -> bool:
         import openai  # noqa: F401
     except ImportError:
         return False
-    install(patcher, "openai", OpenAIAdapter())
+    from tokenspy.interceptor.openai_plain import sync_request
+
+    install(patcher, "openai", OpenAIAdapter(), sync_request)
     return True
