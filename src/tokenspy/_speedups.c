@@ -89,18 +89,8 @@ remember(PyCodeObject **codes, int n, Py_ssize_t skip, PyObject *user)
  * passes on. A frame whose code has no entry returns MISS. None: no user frame on the stack.
  */
 static PyObject *
-user_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+walk(Py_ssize_t skip, PyObject *library, PyObject *cache)
 {
-    if (nargs != 3 || !PySet_Check(args[1]) || !PyDict_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "user_frame(skip: int, library_files: set, code_cache: dict)");
-        return NULL;
-    }
-    Py_ssize_t skip = PyLong_AsSsize_t(args[0]);
-    if (skip == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    PyObject *library = args[1];
-    PyObject *cache = args[2];
     _PyInterpreterFrame *start = complete(PyThreadState_Get()->cframe->current_frame);
     for (Py_ssize_t i = skip; i > 0 && start != NULL; i--) {
         start = complete(start->previous);
@@ -163,6 +153,485 @@ user_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+static PyObject *
+user_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3 || !PySet_Check(args[1]) || !PyDict_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "user_frame(skip: int, library_files: set, code_cache: dict)");
+        return NULL;
+    }
+    Py_ssize_t skip = PyLong_AsSsize_t(args[0]);
+    if (skip == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    return walk(skip, args[1], args[2]);
+}
+
+
+/* ------------------------------------------------------------------ the plain OpenAI call
+ *
+ * PlainRequest: the patched SyncAPIClient.request of tokenspy.interceptor.openai_plain, in C.
+ * It does what that module's Python wrapper does for the common call (see there), and hands
+ * everything else to Python: `general` (the general wrapper) before the call, `after` (the rest
+ * of the recording) after it. Its hot case keeps no Python frame of its own and passes the SDK's
+ * arguments through as they came (vectorcall), so it touches fewer objects per call.
+ */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *dict;
+    PyObject *orig, *general, *after, *user_frame;
+    PyObject *scope_var, *default_scope, *outer_var, *kind_cache, *library, *code_cache;
+    PyObject *pending_append, *pending, *recorder_dict, *provider;
+} PlainRequest;
+
+static PyObject *s_method, *s_url, *s_json_data, *s_model, *s_stream, *s_post, *s_usage, *s_prompt_tokens,
+    *s_completion_tokens, *s_prompt_tokens_details, *s_completion_tokens_details, *s_cached_tokens,
+    *s_cache_write_tokens, *s_reasoning_tokens, *s_defer_model, *s_defer_provider, *s_settle_at, *s_settle, *s_internal_error, *zero, *one;
+
+/* obj.__dict__ without pydantic's __getattr__ hook (a new reference, or NULL with no error set) */
+static PyObject *
+fields_of(PyObject *obj)
+{
+    PyObject *d = PyObject_GenericGetDict(obj, NULL);
+    if (d == NULL || !PyDict_CheckExact(d)) {
+        PyErr_Clear();
+        Py_XDECREF(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* d[key] as a borrowed reference, NULL (no error set) when absent */
+static inline PyObject *
+item(PyObject *d, PyObject *key)
+{
+    PyObject *v = PyDict_GetItemWithError(d, key);
+    if (v == NULL) {
+        PyErr_Clear();
+    }
+    return v;
+}
+
+/* 1: a plain call (*body, *model set, borrowed); 0: not one; errors are "not one" */
+static int
+is_plain(PlainRequest *self, PyObject *options, PyObject **body, PyObject **model)
+{
+    PyObject *scope = NULL, *outer = NULL;
+    int plain = 0;
+    PyObject *d = fields_of(options);
+    if (d == NULL) {
+        return 0;
+    }
+    PyObject *method = item(d, s_method), *url = item(d, s_url);
+    *body = item(d, s_json_data);
+    if (method == NULL || url == NULL || *body == NULL || !PyDict_CheckExact(*body)) {
+        goto done;
+    }
+    if (PyContextVar_Get(self->scope_var, NULL, &scope) < 0 || scope != self->default_scope) {
+        goto done;
+    }
+    int is_post = PyObject_RichCompareBool(method, s_post, Py_EQ);
+    if (is_post != 1) {
+        goto done;
+    }
+    PyObject *kind = item(self->kind_cache, url);
+    if (kind == NULL || kind == Py_None) {
+        goto done;
+    }
+    PyObject *stream = item(*body, s_stream);
+    if (stream != NULL) {
+        int streamed = PyObject_IsTrue(stream);
+        if (streamed != 0) {
+            goto done;
+        }
+    }
+    if (PyContextVar_Get(self->outer_var, NULL, &outer) < 0 || outer == NULL || !PyTuple_CheckExact(outer)
+            || PyTuple_GET_SIZE(outer) != 0) {
+        goto done;
+    }
+    PyObject *m = item(*body, s_model);
+    *model = (m != NULL && PyUnicode_Check(m)) ? m : Py_None;
+    plain = 1;
+done:
+    Py_XDECREF(scope);
+    Py_XDECREF(outer);
+    /* body and model stay alive: the options object holds them for the whole call */
+    Py_DECREF(d);
+    if (!plain) {
+        PyErr_Clear();
+    }
+    return plain;
+}
+
+/* `x or 0` */
+static inline PyObject *
+or_zero(PyObject *x)
+{
+    int t = PyObject_IsTrue(x);
+    if (t < 0) {
+        return NULL;
+    }
+    return Py_NewRef(t ? x : zero);
+}
+
+/* OpenAIAdapter.usage of a chat completion, from the models' fields: (model, usage tuple) as
+ * new references, or 0 with nothing set when it is not one (the Python side reads it then) */
+static int
+chat_usage(PyObject *result, PyObject **model, PyObject **usage)
+{
+    int ok = 0;
+    PyObject *fields = fields_of(result), *u = NULL, *details = NULL, *out = NULL;
+    PyObject *v[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
+    if (fields == NULL) {
+        return 0;
+    }
+    PyObject *m = item(fields, s_model), *usage_obj = item(fields, s_usage);
+    if (m == NULL || usage_obj == NULL || (u = fields_of(usage_obj)) == NULL) {
+        goto done;
+    }
+    PyObject *prompt = item(u, s_prompt_tokens), *completion = item(u, s_completion_tokens);
+    PyObject *pd = item(u, s_prompt_tokens_details), *cd = item(u, s_completion_tokens_details);
+    if (prompt == NULL || !PyLong_CheckExact(prompt) || completion == NULL || pd == NULL || cd == NULL) {
+        goto done;
+    }
+    v[0] = Py_NewRef(prompt);
+    if ((v[1] = or_zero(completion)) == NULL) {
+        goto done;
+    }
+    if (pd == Py_None) {
+        v[2] = Py_NewRef(zero);
+        v[3] = Py_NewRef(zero);
+    }
+    else {
+        PyObject *cached, *write;
+        if ((details = fields_of(pd)) == NULL || (cached = item(details, s_cached_tokens)) == NULL
+                || (write = item(details, s_cache_write_tokens)) == NULL
+                || (v[2] = or_zero(cached)) == NULL || (v[3] = or_zero(write)) == NULL) {
+            goto done;
+        }
+    }
+    if (cd == Py_None) {
+        v[4] = Py_NewRef(zero);
+    }
+    else {
+        PyObject *reasoning;
+        if ((out = fields_of(cd)) == NULL || (reasoning = item(out, s_reasoning_tokens)) == NULL
+                || (v[4] = or_zero(reasoning)) == NULL) {
+            goto done;
+        }
+    }
+    v[5] = Py_NewRef(zero);
+    *usage = PyTuple_Pack(6, v[0], v[1], v[2], v[3], v[4], v[5]);
+    if (*usage != NULL) {
+        *model = Py_NewRef(m);
+        ok = 1;
+    }
+done:
+    for (int i = 0; i < 6; i++) {
+        Py_XDECREF(v[i]);
+    }
+    Py_XDECREF(out);
+    Py_XDECREF(details);
+    Py_XDECREF(u);
+    Py_DECREF(fields);
+    if (!ok) {
+        PyErr_Clear();
+    }
+    return ok;
+}
+
+/* recorder.finish's deferral of the call: 1 done, 0 not deferrable, -1 error */
+static int
+defer(PlainRequest *self, PyObject *resp_model, PyObject *usage, PyObject *user, double t0, double t1,
+      PyObject *model)
+{
+    PyObject *dm = item(self->recorder_dict, s_defer_model), *dp = item(self->recorder_dict, s_defer_provider);
+    if (dm == NULL || dp != self->provider) {
+        return 0;
+    }
+    int same = PyObject_RichCompareBool(resp_model, dm, Py_EQ);
+    if (same <= 0) {
+        return same;
+    }
+    PyObject *ft0 = PyFloat_FromDouble(t0), *ft1 = PyFloat_FromDouble(t1);
+    PyObject *entry = NULL;
+    if (ft0 != NULL && ft1 != NULL) {
+        entry = PyTuple_Pack(8, usage, Py_None, user, ft0, ft1, resp_model, self->provider, model);
+    }
+    Py_XDECREF(ft0);
+    Py_XDECREF(ft1);
+    if (entry == NULL) {
+        return -1;
+    }
+    PyObject *r = PyObject_CallOneArg(self->pending_append, entry);
+    Py_DECREF(entry);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    PyObject *at = item(self->recorder_dict, s_settle_at);
+    Py_ssize_t n = PyObject_Size(self->pending);
+    Py_ssize_t limit = at != NULL ? PyLong_AsSsize_t(at) : 256;
+    if (n < 0 || (limit == -1 && PyErr_Occurred())) {
+        return -1;
+    }
+    if (n >= limit) {
+        PyObject *settle = item(self->recorder_dict, s_settle);  /* recorder.settle, as Python calls it */
+        r = settle != NULL ? PyObject_CallNoArgs(settle) : NULL;
+        if (r == NULL) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_RuntimeError, "tokenspy.recorder.settle is gone");
+            }
+            return -1;
+        }
+        Py_DECREF(r);
+    }
+    return 1;
+}
+
+/* tokenspy's own failure (the error set now): warned once by recorder.internal_error, never
+ * raised to the user; -1 only if the warning raised (warnings made errors), as in Python */
+static int
+internal(PlainRequest *self)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    PyObject *warn = item(self->recorder_dict, s_internal_error);  /* recorder.internal_error */
+    PyObject *r = value != NULL && warn != NULL ? PyObject_CallOneArg(warn, value) : Py_NewRef(Py_None);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+static PyObject *
+plain_call(PlainRequest *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *body = NULL, *model = NULL;
+    if (nargs < 3 || !is_plain(self, args[2], &body, &model)) {
+        return PyObject_Vectorcall(self->general, args, nargsf, kwnames);
+    }
+    Py_INCREF(model);
+    /* the caller: no frame of ours here, so the walk starts at the SDK's post() */
+    PyObject *user = walk(0, self->library, self->code_cache);
+    if (user == MISS) {
+        Py_DECREF(user);
+        user = PyObject_CallOneArg(self->user_frame, one);  /* user_frame(1): its own frame, then post() */
+    }
+    if (user == NULL) {  /* as the general way does when its start fails: warned, not recorded */
+        Py_DECREF(model);
+        if (internal(self) < 0) {
+            return NULL;
+        }
+        return PyObject_Vectorcall(self->orig, args, nargsf, kwnames);
+    }
+    double t0 = _PyTime_AsSecondsDouble(_PyTime_GetPerfCounter());
+    PyObject *result = PyObject_Vectorcall(self->orig, args, nargsf, kwnames);
+    double t1 = _PyTime_AsSecondsDouble(_PyTime_GetPerfCounter());
+    if (result == NULL) {
+        Py_DECREF(model);
+        Py_DECREF(user);
+        return NULL;
+    }
+    PyObject *resp_model = NULL, *usage = NULL;
+    int done = 0;
+    if ((PyObject *)Py_TYPE(result) == args[1] && chat_usage(result, &resp_model, &usage)) {
+        done = defer(self, resp_model, usage, user, t0, t1, model);
+        Py_DECREF(resp_model);
+        Py_DECREF(usage);
+        if (done < 0) {  /* the call is noted (or the batch failed): warn, as `after` would */
+            done = internal(self) < 0 ? -1 : 1;
+        }
+    }
+    if (done == 0) {
+        PyObject *ft0 = PyFloat_FromDouble(t0), *ft1 = PyFloat_FromDouble(t1);
+        PyObject *r = NULL;
+        if (ft0 != NULL && ft1 != NULL) {
+            PyObject *a[6] = {result, args[1], model, user, ft0, ft1};
+            r = PyObject_Vectorcall(self->after, a, 6, NULL);  /* raises a budget error, if any */
+        }
+        Py_XDECREF(ft0);
+        Py_XDECREF(ft1);
+        if (r == NULL) {
+            done = -1;
+        }
+        else {
+            Py_DECREF(r);
+        }
+    }
+    Py_DECREF(model);
+    Py_DECREF(user);
+    if (done < 0) {
+        Py_DECREF(result);
+        return NULL;
+    }
+    return result;
+}
+
+
+static PyObject *
+plain_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"orig", "general", "after", "user_frame", "scope_var", "default_scope",
+                            "outer_var", "kind_cache", "library", "code_cache", "pending", "recorder_dict",
+                            "provider", NULL};
+    PyObject *o[13];
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOO!OO!O!O!O!OO!O:PlainRequest", names, &o[0], &o[1],
+                                     &o[2], &o[3], &PyContextVar_Type, &o[4], &o[5],
+                                     &PyContextVar_Type, &o[6], &PyDict_Type, &o[7], &PySet_Type, &o[8],
+                                     &PyDict_Type, &o[9], &o[10], &PyDict_Type, &o[11], &o[12])) {
+        return NULL;
+    }
+    PyObject *append = PyObject_GetAttrString(o[10], "append");
+    if (append == NULL) {
+        return NULL;
+    }
+    PlainRequest *self = (PlainRequest *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        Py_DECREF(append);
+        return NULL;
+    }
+    self->vectorcall = (vectorcallfunc)plain_call;
+    self->orig = Py_NewRef(o[0]);
+    self->general = Py_NewRef(o[1]);
+    self->after = Py_NewRef(o[2]);
+    self->user_frame = Py_NewRef(o[3]);
+    self->scope_var = Py_NewRef(o[4]);
+    self->default_scope = Py_NewRef(o[5]);
+    self->outer_var = Py_NewRef(o[6]);
+    self->kind_cache = Py_NewRef(o[7]);
+    self->library = Py_NewRef(o[8]);
+    self->code_cache = Py_NewRef(o[9]);
+    self->pending = Py_NewRef(o[10]);
+    self->pending_append = append;
+    self->recorder_dict = Py_NewRef(o[11]);
+    self->provider = Py_NewRef(o[12]);
+    return (PyObject *)self;
+}
+
+static int
+plain_traverse(PlainRequest *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->dict);
+    Py_VISIT(self->orig);
+    Py_VISIT(self->general);
+    Py_VISIT(self->after);
+    Py_VISIT(self->user_frame);
+    Py_VISIT(self->scope_var);
+    Py_VISIT(self->default_scope);
+    Py_VISIT(self->outer_var);
+    Py_VISIT(self->kind_cache);
+    Py_VISIT(self->library);
+    Py_VISIT(self->code_cache);
+    Py_VISIT(self->pending);
+    Py_VISIT(self->pending_append);
+    Py_VISIT(self->recorder_dict);
+    Py_VISIT(self->provider);
+    return 0;
+}
+
+static int
+plain_clear(PlainRequest *self)
+{
+    Py_CLEAR(self->dict);
+    Py_CLEAR(self->orig);
+    Py_CLEAR(self->general);
+    Py_CLEAR(self->after);
+    Py_CLEAR(self->user_frame);
+    Py_CLEAR(self->scope_var);
+    Py_CLEAR(self->default_scope);
+    Py_CLEAR(self->outer_var);
+    Py_CLEAR(self->kind_cache);
+    Py_CLEAR(self->library);
+    Py_CLEAR(self->code_cache);
+    Py_CLEAR(self->pending);
+    Py_CLEAR(self->pending_append);
+    Py_CLEAR(self->recorder_dict);
+    Py_CLEAR(self->provider);
+    return 0;
+}
+
+static void
+plain_dealloc(PlainRequest *self)
+{
+    PyObject_GC_UnTrack(self);
+    plain_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* a method: client.request is bound to the client, as the SDK's function is */
+static PyObject *
+plain_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    (void)type;
+    if (obj == NULL || obj == Py_None) {
+        return Py_NewRef(self);
+    }
+    return PyMethod_New(self, obj);
+}
+
+static PyGetSetDef plain_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject PlainRequestType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tokenspy._speedups.PlainRequest",
+    .tp_doc = "The patched SyncAPIClient.request of tokenspy.interceptor.openai_plain.",
+    .tp_basicsize = sizeof(PlainRequest),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL
+                | Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_new = plain_new,
+    .tp_dealloc = (destructor)plain_dealloc,
+    .tp_traverse = (traverseproc)plain_traverse,
+    .tp_clear = (inquiry)plain_clear,
+    .tp_vectorcall_offset = offsetof(PlainRequest, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = plain_get,
+    .tp_dictoffset = offsetof(PlainRequest, dict),
+    .tp_getset = plain_getset,
+};
+
+static int
+intern_names(void)
+{
+#define NAME(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return -1
+    NAME(s_method, "method");
+    NAME(s_url, "url");
+    NAME(s_json_data, "json_data");
+    NAME(s_model, "model");
+    NAME(s_stream, "stream");
+    NAME(s_post, "post");
+    NAME(s_usage, "usage");
+    NAME(s_prompt_tokens, "prompt_tokens");
+    NAME(s_completion_tokens, "completion_tokens");
+    NAME(s_prompt_tokens_details, "prompt_tokens_details");
+    NAME(s_completion_tokens_details, "completion_tokens_details");
+    NAME(s_cached_tokens, "cached_tokens");
+    NAME(s_cache_write_tokens, "cache_write_tokens");
+    NAME(s_reasoning_tokens, "reasoning_tokens");
+    NAME(s_defer_model, "_defer_model");
+    NAME(s_defer_provider, "_defer_provider");
+    NAME(s_settle_at, "SETTLE_AT");
+    NAME(s_settle, "settle");
+    NAME(s_internal_error, "internal_error");
+#undef NAME
+    if ((zero = PyLong_FromLong(0)) == NULL || (one = PyLong_FromLong(1)) == NULL) {
+        return -1;
+    }
+    return 0;
+}
+
 #endif
 
 static PyMethodDef methods[] = {
@@ -189,5 +658,11 @@ PyInit__speedups(void)
         Py_DECREF(m);
         return NULL;
     }
+#ifdef TOKENSPY_WALK
+    if (intern_names() < 0 || PyModule_AddType(m, &PlainRequestType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+#endif
     return m;
 }

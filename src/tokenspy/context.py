@@ -212,22 +212,24 @@ def _code_entry(f: FrameType, code: CodeType) -> tuple[CodeType, UserFrame | Non
     return code, _describe(code, module)
 
 
-def _load_c_walk() -> tuple[Callable[[int, set[str], dict[int, Any]], Any] | None, object]:
-    """The C walk of tokenspy._speedups (CPython 3.11) and its MISS, unless TOKENSPY_PURE_PYTHON
-    is set or the module was not built; else (None, a sentinel no walk returns)."""
+def _load_speedups() -> Any:
+    """tokenspy._speedups (C, built by setup.py where it can be), unless TOKENSPY_PURE_PYTHON is
+    set; None without it."""
     if os.environ.get("TOKENSPY_PURE_PYTHON"):
-        return None, object()
+        return None
     try:
         from tokenspy import _speedups  # type: ignore[attr-defined]
     except ImportError:
-        return None, object()
-    return getattr(_speedups, "user_frame", None), _speedups.MISS
+        return None
+    return _speedups
 
 
+speedups = _load_speedups()
 # c_walk(skip, _library_files, _code_cache): what the Python walk below returns, found without
 # making frame objects, or WALK_MISS where a frame's code is not in the caches yet (then the
-# Python walk runs and fills them).
-c_walk, WALK_MISS = _load_c_walk()
+# Python walk runs and fills them). None where the C walk is not built (CPython 3.11 only).
+c_walk: Callable[[int, set[str], dict[int, Any]], Any] | None = getattr(speedups, "user_frame", None)
+WALK_MISS: object = speedups.MISS if speedups is not None else object()
 
 
 def user_frame(skip: int = 2) -> UserFrame | None:

@@ -43,6 +43,14 @@ PER_CALL = {"timestamp", "duration_ms", "run_id"}
 FIELDS = [f.name for f in dataclasses.fields(CallRecord) if f.name not in PER_CALL]
 MODULE = Path(__file__).stem
 PLAIN_FILE = "openai_plain.py"  # the fast path's module, as the probe names callers
+
+
+def caller_file(frame: Any) -> str:
+    """The file of ``frame``'s function, as the probe names callers. The fast path in C
+    (tokenspy._speedups.PlainRequest) has no frame: what it calls sees the SDK's post() as its
+    caller, which nothing else of tokenspy's is called by directly."""
+    name = Path(frame.f_code.co_filename).name
+    return PLAIN_FILE if name == "_base_client.py" else name
 GENERAL_FILES = {"_stainless.py", "recorder.py"}
 
 
@@ -161,7 +169,7 @@ class Trail(deque):
         self.longest = 0
 
     def append(self, item: Any) -> None:
-        self.counts["defer@" + Path(sys._getframe(1).f_code.co_filename).name] += 1
+        self.counts["defer@" + caller_file(sys._getframe(1))] += 1
         super().append(item)
         self.longest = max(self.longest, len(self))
 
@@ -212,7 +220,7 @@ def probe(monkeypatch, active, fresh_tracker):
         return real_started(*args)
 
     def settle() -> None:
-        counts["settle@" + Path(sys._getframe(1).f_code.co_filename).name] += 1
+        counts["settle@" + caller_file(sys._getframe(1))] += 1
         real_settle()
 
     def settler() -> None:
@@ -220,7 +228,7 @@ def probe(monkeypatch, active, fresh_tracker):
             real_settler()
 
     def usage(self: Any, obj: Any) -> Any:
-        counts["usage@" + Path(sys._getframe(1).f_code.co_filename).name] += 1
+        counts["usage@" + caller_file(sys._getframe(1))] += 1
         return real_usage(self, obj)
 
     monkeypatch.setattr(record, "pending", probe.pending)
@@ -246,6 +254,8 @@ def probe(monkeypatch, active, fresh_tracker):
 def clients(probe) -> Clients:
     patched = _base_client.SyncAPIClient.__dict__["request"]
     assert patched.__module__ == "tokenspy.interceptor.openai_plain", "the fast path is not installed"
+    # in C where built, else in Python (TOKENSPY_PURE_PYTHON=1: tests/unit/test_speedups.py)
+    assert (type(patched).__name__ == "PlainRequest") == hasattr(context.speedups, "PlainRequest")
     original = sdk_request()
 
     class General(openai.OpenAI):

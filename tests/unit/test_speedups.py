@@ -158,3 +158,16 @@ def test_pure_python_walk_attributes_sdk_calls():
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "summarize,summarize"
+
+
+def test_the_plain_call_tests_pass_on_the_python_path_too():
+    """tests/integration/test_plain_path.py (the fast path makes the general path's records),
+    run with TOKENSPY_PURE_PYTHON=1: the Python request of interceptor.openai_plain, not the C one."""
+    env = {**os.environ, "TOKENSPY_PURE_PYTHON": "1"}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", str(TESTS / "integration" / "test_plain_path.py")],
+        env=env, capture_output=True, text=True, timeout=300, cwd=TESTS.parent,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert " passed" in out.stdout and "skipped" not in out.stdout

@@ -46,35 +46,9 @@ def sync_request(orig: Callable[..., Any], adapter: Adapter, kinds: Kinds) -> Ca
     usage_of = adapter.usage
     provider = adapter.provider
 
-    def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            d = options.__dict__  # one read of the pydantic model, then dict lookups
-            body = d["json_data"]
-            plain = (
-                scope_get() is default_scope
-                and d["method"] == "post"
-                and kind_of(d["url"]) is not None  # a billed endpoint (None, or not seen yet: general)
-                and type(body) is dict
-                and not body.get("stream")
-                and not outer_get()
-            )
-        except Exception:  # not the options object we know: the general way decides
-            plain = False
-        if not plain:
-            return general(self, cast_to, options, *args, **kwargs)
-        model = body.get("model")
-        if not isinstance(model, str):
-            model = None
-        try:
-            # the caller, as recorder.begin finds it (skip 1: the SDK's post() is the first frame)
-            if c_walk is None or (user := c_walk(1, library, code_cache)) is walk_miss:
-                user = user_frame(2)
-        except Exception as exc:  # as the general way does when its start fails: not recorded
-            recorder.internal_error(exc)
-            return orig(self, cast_to, options, *args, **kwargs)
-        t0 = perf()
-        result = orig(self, cast_to, options, *args, **kwargs)
-        t1 = perf()
+    def after(result: Any, cast_to: Any, model: str | None, user: Any, t0: float, t1: float) -> None:
+        """Everything after the SDK's call (the C request does the deferral of a chat completion
+        itself and calls this for the rest). Raises the budget error to raise, if any."""
         error = None
         try:
             if type(result) is cast_to:  # the parsed response (with_raw_response, streams: not this)
@@ -117,6 +91,47 @@ def sync_request(orig: Callable[..., Any], adapter: Adapter, kinds: Kinds) -> Ca
             recorder.internal_error(exc)
         if error is not None:
             recorder.raise_budget(error)
+
+    if context.speedups is not None and hasattr(context.speedups, "PlainRequest"):
+        # the same request in C (CPython 3.11): it calls general and after as the one below does
+        fast = context.speedups.PlainRequest(
+            orig, general, after, user_frame, context.scope, default_scope,
+            context.outer_calls, _openai._kind_cache, library, code_cache, pending, vars(recorder), provider,
+        )
+        fast.__dict__.update(__module__=__name__, __name__="request", __qualname__="SyncAPIClient.request",
+                             __doc__=getattr(orig, "__doc__", None))
+        return fast  # type: ignore[no-any-return]
+
+    def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            d = options.__dict__  # one read of the pydantic model, then dict lookups
+            body = d["json_data"]
+            plain = (
+                scope_get() is default_scope
+                and d["method"] == "post"
+                and kind_of(d["url"]) is not None  # a billed endpoint (None, or not seen yet: general)
+                and type(body) is dict
+                and not body.get("stream")
+                and not outer_get()
+            )
+        except Exception:  # not the options object we know: the general way decides
+            plain = False
+        if not plain:
+            return general(self, cast_to, options, *args, **kwargs)
+        model = body.get("model")
+        if not isinstance(model, str):
+            model = None
+        try:
+            # the caller, as recorder.begin finds it (skip 1: the SDK's post() is the first frame)
+            if c_walk is None or (user := c_walk(1, library, code_cache)) is walk_miss:
+                user = user_frame(2)
+        except Exception as exc:  # as the general way does when its start fails: not recorded
+            recorder.internal_error(exc)
+            return orig(self, cast_to, options, *args, **kwargs)
+        t0 = perf()
+        result = orig(self, cast_to, options, *args, **kwargs)
+        t1 = perf()
+        after(result, cast_to, model, user, t0, t1)
         return result
 
     return request
