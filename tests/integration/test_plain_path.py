@@ -541,3 +541,37 @@ def test_a_str_subclass_model_is_recorded_as_the_general_way_does(clients, probe
         warnings.simplefilter("ignore", PricingMatrixOutdatedWarning)
         fast, _ = both(probe, clients, chat_calls, [StrModel.GPT_4O] * 2)
     assert fast.counts["begin"] == 0
+
+
+class Overriding(openai.OpenAI):
+    """An app's client that overrides request and calls the patched one through super()."""
+
+    def request(self, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return super().request(cast_to, options, *args, **kwargs)
+
+
+def through_the_client_api(client: openai.OpenAI) -> list[Any]:
+    """The client's own methods, called directly: the bound request, and post()."""
+    from openai._models import FinalRequestOptions
+
+    options = FinalRequestOptions.construct(method="post", url="/chat/completions",
+                                            json_data={"model": "gpt-4o", "messages": MSG})
+    bound = client.request  # a bound method, as with the SDK's own function
+    first = bound(ChatCompletion, options)
+    second = client.post("/chat/completions", cast_to=ChatCompletion, body={"model": "gpt-4o", "messages": MSG})
+    return [first, second]
+
+
+def test_the_patched_request_behaves_as_a_method(clients, probe):
+    patched = _base_client.SyncAPIClient.__dict__["request"]
+    assert patched.__wrapped__ is sdk_request()
+    assert patched.__name__ == "request"
+    fast, general = both(probe, clients, through_the_client_api)
+    assert dump(fast.result) == dump(general.result) == dump(through_the_client_api(clients.bare))
+    assert fields_of(fast.records) == fields_of(general.records) and len(fast.records) == 2
+    assert fast.counts["begin"] == 0
+    # a subclass that overrides request and calls super(): its own frame is the caller
+    sub = build(Overriding, clients.wire)
+    got = run(probe, chat_calls, sub, ["gpt-4o", "gpt-4o"])
+    assert [r.function_name for r in got.records] == [f"{MODULE}.Overriding.request"] * 2
+    assert got.counts["begin"] == 0
