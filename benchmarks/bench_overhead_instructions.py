@@ -13,7 +13,7 @@ writer's 1 s timer is replaced by waking the writer thread after every block of 
 (under valgrind, 1 s of wall time is only a few dozen calls; at full speed the SDK makes ~1,500
 calls a second), so batches have the size they have in a real process.
 
-Instructions are not time: the same recording path costs ~3 µs in a tight loop and several
+Instructions are not time: the same recording path costs ~1 µs in a tight loop and several
 times that inside an SDK call whose ~5M instructions have evicted it from the CPU caches (see
 bench_overhead_ab.py for wall time).
 
