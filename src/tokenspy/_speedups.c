@@ -1,19 +1,19 @@
-/* Optional C speed-up of the caller walk (tokenspy.context.user_frame), CPython 3.11 only.
+/* Optional C speed-ups of tokenspy's hot path, CPython 3.11 only: the caller walk
+ * (tokenspy.context.user_frame) and the plain OpenAI request (tokenspy.interceptor.openai_plain).
  *
  * Naming the caller of an unprofiled LLM call means walking up the stack to the first frame
  * outside tokenspy and the SDKs. In Python that walk makes a frame object for every frame it
  * passes (sys._getframe, f_back); here it reads the interpreter's own frame records, which
- * exist anyway, and makes nothing. Measured through the real OpenAI SDK, that walk was the
- * largest single part of tokenspy's overhead per call.
+ * exist anyway, and makes nothing.
  *
  * It only reads the caches the Python walk fills (tokenspy.context._library_files and
  * _code_cache): on any frame whose code is not in them yet it returns MISS, and the Python walk
  * runs instead and fills them. So both walks give the same answer by construction, and a
  * first call of a new call site costs what it always did.
  *
- * Other Python versions (whose frame records differ) build a module without user_frame, and
- * tokenspy uses the Python walk; so does every Python when the build of this file fails
- * (setup.py marks it optional) or TOKENSPY_PURE_PYTHON is set.
+ * Other Python versions (whose frame records differ) build a module without either, and
+ * tokenspy runs in Python; so does every Python when the build of this file fails (setup.py
+ * marks it optional) or TOKENSPY_PURE_PYTHON is set.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -1,4 +1,4 @@
-"""The plain OpenAI call in one function: a synchronous request to a billed endpoint, not
+"""The plain OpenAI call on a short path: a synchronous request to a billed endpoint, not
 streamed, made outside any profiled function, session, test, track_costs block or LangChain
 call. That is most calls of an app.
 
@@ -8,7 +8,9 @@ and build a ``Pending``. Through the real SDK that cost several times what the s
 in a tight loop: between two of our steps the SDK's own work (~5M instructions a call) has
 evicted them from the CPU caches, so each extra function and object is paid for in cache
 misses. Here the same steps run inline: the caller walk, the clock reads, the usage read, and
-the call noted for the next batch (``recorder.finish``'s deferral) or booked at once.
+the call noted for the next batch (``recorder.finish``'s deferral) or booked at once. Where
+tokenspy._speedups is built (CPython 3.11) the request itself is its C ``PlainRequest``, which
+does the common case and calls ``after`` below for the rest, as the Python request does.
 
 Whatever is not such a call, or looks unexpected, goes the general way, and the records are
 the same either way (tests/integration/test_plain_path.py compares them field by field).
