@@ -401,6 +401,7 @@ class Store:
         self._wake = threading.Event()
         self._conn: sqlite3.Connection | None = None
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()  # set: the writer thread returns (see close)
         self._broken = False
         self._warned: set[str] = set()
         self._unrolled = 0  # rows written since this Store last rolled up
@@ -422,14 +423,17 @@ class Store:
     def _start(self) -> None:
         with self._lock:
             if self._thread is None:
-                t = threading.Thread(target=self._run, name="tokenspy-writer", daemon=True)
-                self._thread = t
+                stop = threading.Event()
+                t = threading.Thread(target=self._run, args=(stop,), name="tokenspy-writer", daemon=True)
+                self._thread, self._stop = t, stop
                 t.start()
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()
+            if stop.is_set():  # closed (stop is set before the wake)
+                return
             _record.settle()  # calls the recorder deferred reach the queue within a tick too
             if self._queue:
                 self._flush(final=False, periodic=True)
@@ -517,11 +521,25 @@ class Store:
             self._conn = None
 
     def close(self) -> None:
-        """Write the queue, roll up what this Store left unrolled, close the connection."""
+        """Write the queue, roll up what this Store left unrolled, close the connection, end the
+        writer thread (a Store used again starts another)."""
         _record.settle()
+        self._stop_writer()
         self._flush(final=True)
         with self._lock:
             self._close_conn()
+
+    def _stop_writer(self) -> None:
+        # without this, the thread of every Store ever closed (each init() closes the last one)
+        # would wake every tick for the life of the process
+        with self._lock:
+            t, self._thread = self._thread, None
+        if t is None:
+            return
+        self._stop.set()
+        self._wake.set()
+        if t is not threading.current_thread():
+            t.join(timeout=10)
 
     def _after_fork(self) -> None:
         # The parent's connection and writer thread do not exist in a forked child.

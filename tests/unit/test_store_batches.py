@@ -64,3 +64,20 @@ def test_a_batch_of_one_statement_is_committed(tmp_path):
     assert other.execute("SELECT COUNT(*) FROM llm_calls").fetchone()[0] == 512
     other.close()
     s.close()
+
+
+def test_close_ends_the_writer_thread_and_a_store_used_again_starts_one(tmp_path):
+    """Each init() closes the last Store: its thread must not go on waking every tick forever."""
+    s = store.Store(tmp_path / "u.db")
+    s.add(rec(0))
+    first = s._thread
+    assert first is not None and first.is_alive()
+    s.close()
+    assert not first.is_alive()
+    assert rows(tmp_path / "u.db") == ["f0"]
+    s.add(rec(1))  # used again: a new writer, and nothing lost
+    second = s._thread
+    assert second is not None and second is not first and second.is_alive()
+    s.close()
+    assert not second.is_alive()
+    assert rows(tmp_path / "u.db") == ["f0", "f1"]
