@@ -532,11 +532,11 @@ class Store:
     def _stop_writer(self) -> None:
         # without this, the thread of every Store ever closed (each init() closes the last one)
         # would wake every tick for the life of the process
-        with self._lock:
-            t, self._thread = self._thread, None
+        with self._lock:  # this thread's own stop: an add() right after may start the next one
+            t, stop, self._thread = self._thread, self._stop, None
         if t is None:
             return
-        self._stop.set()
+        stop.set()
         self._wake.set()
         if t is not threading.current_thread():
             t.join(timeout=10)

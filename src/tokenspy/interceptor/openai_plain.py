@@ -28,7 +28,28 @@ from tokenspy.interceptor import openai as _openai
 from tokenspy.interceptor._stainless import Adapter, Kinds, _handle, _sync_request
 
 _NO_DETAILS = {"cached_tokens": 0, "cache_write_tokens": 0}
-_LINKED: Any = object()
+
+
+def _chat_usage(result: Any, usage_of: Callable[[Any], Any]) -> Any:
+    """``OpenAIAdapter.usage`` of a parsed response: a chat completion read from the models'
+    ``__dict__`` (one attribute read per model: pydantic's ``__getattr__`` makes each slow),
+    anything else by ``usage_of``."""
+    try:
+        fields = result.__dict__
+        u = fields["usage"].__dict__
+        details = u["prompt_tokens_details"]
+        details = details.__dict__ if details is not None else _NO_DETAILS
+        out = u["completion_tokens_details"]
+        return fields["model"], (
+            u["prompt_tokens"] + 0,  # an int (else: TypeError, the adapter's way)
+            u["completion_tokens"] or 0,
+            details["cached_tokens"] or 0,
+            details["cache_write_tokens"] or 0,
+            (out.__dict__["reasoning_tokens"] or 0) if out is not None else 0,
+            0,
+        )
+    except (AttributeError, KeyError, TypeError):  # not a chat completion, an older SDK
+        return usage_of(result)
 
 
 def sync_request(orig: Callable[..., Any], adapter: Adapter, kinds: Kinds) -> Callable[..., Any]:
@@ -53,42 +74,21 @@ def sync_request(orig: Callable[..., Any], adapter: Adapter, kinds: Kinds) -> Ca
         itself and calls this for the rest). Raises the budget error to raise, if any."""
         error = None
         try:
-            if type(result) is cast_to:  # the parsed response (with_raw_response, streams: not this)
-                try:
-                    # OpenAIAdapter.usage for a chat completion, read from the models' __dict__:
-                    # one attribute read per model (pydantic's __getattr__ makes each one slow)
-                    fields = result.__dict__
-                    u = fields["usage"].__dict__
-                    details = u["prompt_tokens_details"]
-                    details = details.__dict__ if details is not None else _NO_DETAILS
-                    out = u["completion_tokens_details"]
-                    got = fields["model"], (
-                        u["prompt_tokens"] + 0,  # an int (else: TypeError, the adapter's way)
-                        u["completion_tokens"] or 0,
-                        details["cached_tokens"] or 0,
-                        details["cache_write_tokens"] or 0,
-                        (out.__dict__["reasoning_tokens"] or 0) if out is not None else 0,
-                        0,
-                    )
-                except (AttributeError, KeyError, TypeError):  # not a chat completion, an older SDK
-                    got = usage_of(result)
-            elif isinstance(result, linked):  # a raw response: linked and recorded as the general way does
-                got = _LINKED
+            if type(result) is not cast_to and isinstance(result, linked):
+                # a raw response: linked and recorded as the general way does
                 error = _handle(recorder.started(provider, model, default_scope, user, t0), result, adapter, kinds)
             else:
-                got = usage_of(result)
-            if got is _LINKED:
-                pass
-            elif got is not None and got[0] == recorder._defer_model and provider is recorder._defer_provider:
-                # recorder.finish's deferral (no budget, collector or outer layer here)
-                pending.append((got[1], None, user, t0, t1, got[0], provider, model))
-                if len(pending) >= recorder.SETTLE_AT:
-                    recorder.settle()
-            else:
-                p = recorder.started(provider, model, default_scope, user, t0)
-                p.done = True
-                p.t1 = t1
-                error = recorder._book_now(p, None, None) if got is None else recorder._book_now(p, got[1], got[0])
+                got = _chat_usage(result, usage_of) if type(result) is cast_to else usage_of(result)
+                if got is not None and got[0] == recorder._defer_model and provider is recorder._defer_provider:
+                    # recorder.finish's deferral (no budget, collector or outer layer here)
+                    pending.append((got[1], None, user, t0, t1, got[0], provider, model))
+                    if len(pending) >= recorder.SETTLE_AT:
+                        recorder.settle()
+                else:
+                    p = recorder.started(provider, model, default_scope, user, t0)
+                    p.done = True
+                    p.t1 = t1
+                    error = recorder._book_now(p, None, None) if got is None else recorder._book_now(p, got[1], got[0])
         except Exception as exc:
             recorder.internal_error(exc)
         if error is not None:
