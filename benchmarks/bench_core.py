@@ -6,7 +6,9 @@
 2. Overhead through the real OpenAI SDK + httpx2.MockTransport with persistence on: short paired
    samples of 50 calls through a client without tokenspy and one through it, in 4 fresh
    processes; the median of the pooled per-pair ratios, with an A/A floor. The mock server
-   keeps no requests, as an app keeps none.
+   keeps no requests, as an app keeps none. The writer thread's work lands in both kinds of
+   sample alike, so the pairs cancel it: what the writer takes from a busy thread per row (a row
+   of this run, bench_writer_gil.py in fresh processes) is added, as a share of a call.
 3. Sustained persistence throughput (records/s through Store.add + the writer thread).
 4. ``python -c "import tokenspy"`` wall time vs ``python -c pass``.
 """
@@ -136,8 +138,9 @@ def real_sdk_ratios(pairs: int, n: int = 50) -> dict[str, list[float]]:
             floor.append(b / a)
         recorded = get_global_tracker().total_calls() - calls
         assert recorded == pairs * n, f"recorded {recorded} calls, not {pairs * n}"
+        row = get_global_tracker()._records[-1]  # a row of this run, as the writer gets it
         tokenspy.init(persist=False)
-    return {"ratios": ratios, "aa": floor, "off_us": off_us}
+    return {"ratios": ratios, "aa": floor, "off_us": off_us, "row": list(row)}
 
 
 def bench_real_sdk(processes: int = 4, pairs: int = 200, n: int = 50) -> None:
@@ -153,13 +156,20 @@ def bench_real_sdk(processes: int = 4, pairs: int = 200, n: int = 50) -> None:
         for k in pooled:
             pooled[k] += got[k]
         per_process.append(100 * (statistics.median(got["ratios"]) - 1))
+    writer_us = []
+    for _ in range(3):  # in fresh processes: see bench_writer_gil.py
+        out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_writer_gil.py"), "--row",
+                              json.dumps(got["row"])], check=True, capture_output=True, text=True).stdout
+        writer_us.append(float(out.split(":")[1].split()[0]))
     r = statistics.median(pooled["ratios"])
     aa = statistics.median(pooled["aa"])
     off = statistics.median(pooled["off_us"])
-    print(f"real SDK + MockTransport, persistence on: overhead {100 * (r - 1):+.2f} % ≈ {(r - 1) * off:.1f} µs "
-          f"of {off:.1f} µs/call (median of {len(pooled['ratios'])} paired samples × {n} calls from "
-          f"{processes} processes; A/A: {100 * (aa - 1):+.2f} %; per process: "
-          + ", ".join(f"{x:+.2f} %" for x in per_process) + ")")
+    writer = statistics.median(writer_us)
+    print(f"real SDK + MockTransport, persistence on: overhead {100 * (r - 1 + writer / off):+.2f} % "
+          f"≈ {(r - 1) * off + writer:.1f} µs of {off:.1f} µs/call: {100 * (r - 1):+.2f} % in the calls "
+          f"(median of {len(pooled['ratios'])} paired samples × {n} calls from {processes} processes; A/A: "
+          f"{100 * (aa - 1):+.2f} %; per process: " + ", ".join(f"{x:+.2f} %" for x in per_process)
+          + f") + {100 * writer / off:.2f} % the writer thread's GIL time ({writer:.2f} µs a row)")
 
 
 def bench_throughput(n: int = 500_000) -> None:

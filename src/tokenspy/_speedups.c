@@ -28,6 +28,17 @@
 
 static PyObject *MISS; /* returned when the Python walk must run (it fills the caches) */
 
+/* The code of a plain call runs once between two SDK calls, whose work has evicted it from the
+ * CPU's instruction cache: the rare branches go out of line, so the common one spans fewer
+ * cache lines. */
+#if defined(__GNUC__) || defined(__clang__)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define COLD __attribute__((noinline, cold))
+#else
+#define UNLIKELY(x) (x)
+#define COLD
+#endif
+
 #ifdef TOKENSPY_WALK
 
 /* The frame below f (f_back), skipping frames still being set up, as PyFrame_GetBack does. */
@@ -343,6 +354,22 @@ done:
     return ok;
 }
 
+/* recorder.settle, as Python calls it (looked up now): 1, or -1 on an error */
+COLD static int
+settle_batch(PlainRequest *self)
+{
+    PyObject *settle = item(self->recorder_dict, s_settle);
+    PyObject *r = settle != NULL ? PyObject_CallNoArgs(settle) : NULL;
+    if (r == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "tokenspy.recorder.settle is gone");
+        }
+        return -1;
+    }
+    Py_DECREF(r);
+    return 1;
+}
+
 /* recorder.finish's deferral of the call: 1 done, 0 not deferrable, -1 error */
 static int
 defer(PlainRequest *self, PyObject *resp_model, PyObject *usage, PyObject *user, double t0, double t1,
@@ -378,23 +405,15 @@ defer(PlainRequest *self, PyObject *resp_model, PyObject *usage, PyObject *user,
     if (n < 0 || (limit == -1 && PyErr_Occurred())) {
         return -1;
     }
-    if (n >= limit) {
-        PyObject *settle = item(self->recorder_dict, s_settle);  /* recorder.settle, as Python calls it */
-        r = settle != NULL ? PyObject_CallNoArgs(settle) : NULL;
-        if (r == NULL) {
-            if (!PyErr_Occurred()) {
-                PyErr_SetString(PyExc_RuntimeError, "tokenspy.recorder.settle is gone");
-            }
-            return -1;
-        }
-        Py_DECREF(r);
+    if (UNLIKELY(n >= limit)) {
+        return settle_batch(self);
     }
     return 1;
 }
 
 /* tokenspy's own failure (the error set now): warned once by recorder.internal_error, never
  * raised to the user; -1 only if the warning raised (warnings made errors), as in Python */
-static int
+COLD static int
 internal(PlainRequest *self)
 {
     PyObject *type, *value, *tb;
@@ -412,32 +431,72 @@ internal(PlainRequest *self)
     return 0;
 }
 
+/* the rare ways of plain_call, out of line (see COLD) */
+COLD static PyObject *
+call_general(PlainRequest *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    return PyObject_Vectorcall(self->general, args, nargsf, kwnames);
+}
+
+COLD static PyObject *
+walk_in_python(PlainRequest *self)
+{
+    return PyObject_CallOneArg(self->user_frame, one);  /* user_frame(1): its own frame, then post() */
+}
+
+/* as the general way does when its start fails: warned, not recorded */
+COLD static PyObject *
+call_unrecorded(PlainRequest *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (internal(self) < 0) {
+        return NULL;
+    }
+    return PyObject_Vectorcall(self->orig, args, nargsf, kwnames);
+}
+
+/* the rest of the recording in Python (`after`): 1, or -1 with the error to raise (a budget's) */
+COLD static int
+call_after(PlainRequest *self, PyObject *result, PyObject *cast_to, PyObject *model, PyObject *user, double t0,
+           double t1)
+{
+    PyObject *ft0 = PyFloat_FromDouble(t0), *ft1 = PyFloat_FromDouble(t1);
+    PyObject *r = NULL;
+    if (ft0 != NULL && ft1 != NULL) {
+        PyObject *a[6] = {result, cast_to, model, user, ft0, ft1};
+        r = PyObject_Vectorcall(self->after, a, 6, NULL);  /* raises a budget error, if any */
+    }
+    Py_XDECREF(ft0);
+    Py_XDECREF(ft1);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 1;
+}
+
 static PyObject *
 plain_call(PlainRequest *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     PyObject *body = NULL, *model = NULL;
-    if (nargs < 3 || !is_plain(self, args[2], &body, &model)) {
-        return PyObject_Vectorcall(self->general, args, nargsf, kwnames);
+    if (UNLIKELY(nargs < 3 || !is_plain(self, args[2], &body, &model))) {
+        return call_general(self, args, nargsf, kwnames);
     }
     Py_INCREF(model);
     /* the caller: no frame of ours here, so the walk starts at the SDK's post() */
     PyObject *user = walk(0, self->library, self->code_cache);
-    if (user == MISS) {
+    if (UNLIKELY(user == MISS)) {
         Py_DECREF(user);
-        user = PyObject_CallOneArg(self->user_frame, one);  /* user_frame(1): its own frame, then post() */
+        user = walk_in_python(self);
     }
-    if (user == NULL) {  /* as the general way does when its start fails: warned, not recorded */
+    if (UNLIKELY(user == NULL)) {
         Py_DECREF(model);
-        if (internal(self) < 0) {
-            return NULL;
-        }
-        return PyObject_Vectorcall(self->orig, args, nargsf, kwnames);
+        return call_unrecorded(self, args, nargsf, kwnames);
     }
     double t0 = _PyTime_AsSecondsDouble(_PyTime_GetPerfCounter());
     PyObject *result = PyObject_Vectorcall(self->orig, args, nargsf, kwnames);
     double t1 = _PyTime_AsSecondsDouble(_PyTime_GetPerfCounter());
-    if (result == NULL) {
+    if (UNLIKELY(result == NULL)) {
         Py_DECREF(model);
         Py_DECREF(user);
         return NULL;
@@ -448,29 +507,16 @@ plain_call(PlainRequest *self, PyObject *const *args, size_t nargsf, PyObject *k
         done = defer(self, resp_model, usage, user, t0, t1, model);
         Py_DECREF(resp_model);
         Py_DECREF(usage);
-        if (done < 0) {  /* the call is noted (or the batch failed): warn, as `after` would */
+        if (UNLIKELY(done < 0)) {  /* the call is noted (or the batch failed): warn, as `after` would */
             done = internal(self) < 0 ? -1 : 1;
         }
     }
-    if (done == 0) {
-        PyObject *ft0 = PyFloat_FromDouble(t0), *ft1 = PyFloat_FromDouble(t1);
-        PyObject *r = NULL;
-        if (ft0 != NULL && ft1 != NULL) {
-            PyObject *a[6] = {result, args[1], model, user, ft0, ft1};
-            r = PyObject_Vectorcall(self->after, a, 6, NULL);  /* raises a budget error, if any */
-        }
-        Py_XDECREF(ft0);
-        Py_XDECREF(ft1);
-        if (r == NULL) {
-            done = -1;
-        }
-        else {
-            Py_DECREF(r);
-        }
+    if (UNLIKELY(done == 0)) {
+        done = call_after(self, result, args[1], model, user, t0, t1);
     }
     Py_DECREF(model);
     Py_DECREF(user);
-    if (done < 0) {
+    if (UNLIKELY(done < 0)) {
         Py_DECREF(result);
         return NULL;
     }
@@ -634,11 +680,186 @@ intern_names(void)
 
 #endif
 
+/* ------------------------------------------------------------------ the batch booking
+ *
+ * book_plain(pending, popleft, records, queue_append, model, provider, run_id, vec, offset,
+ *            unknown_user) -> how many calls it booked
+ *
+ * The loop of tokenspy.recorder._settle for its common entry, in C: a call deferred in the
+ * default scope (scope None), reported as the model and provider priced last, with an untiered
+ * price (vec: its seven floats) and token counts that need no correction. It books entries from
+ * the left of `pending` while they are such calls and stops at the first that is not (without
+ * taking it): the Python loop books that one as before and calls this again. Each row is the
+ * tuple the Python loop makes, the same objects where it uses them and the same floats (the
+ * same operations in the same order; setup.py builds this file without contracting a*b+c).
+ * An error after an entry was taken loses that entry, as in Python; the caller warns.
+ */
+
+/* an exact int in the range where int -> double is exact, as a C value; 0 if not one */
+static inline int
+small_int(PyObject *o, long long *out)
+{
+    if (!PyLong_CheckExact(o)) {
+        return 0;
+    }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow || (v == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (v > (1LL << 53) || v < -(1LL << 53)) {
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+static PyObject *
+book_plain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 10) {
+        PyErr_SetString(PyExc_TypeError, "book_plain() takes 10 arguments");
+        return NULL;
+    }
+    PyObject *pending = args[0], *popleft = args[1], *records = args[2], *queue_append = args[3];
+    PyObject *model = args[4], *provider = args[5], *run_id = args[6], *vec = args[7];
+    PyObject *unknown_user = args[9];
+    double off = PyFloat_AsDouble(args[8]);
+    if (off == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!PyList_CheckExact(records) || !PyTuple_CheckExact(vec) || PyTuple_GET_SIZE(vec) < 7) {
+        PyErr_SetString(PyExc_TypeError, "book_plain(): records must be a list and vec a tuple of 7 floats");
+        return NULL;
+    }
+    double v[7];
+    for (int k = 0; k < 7; k++) {
+        PyObject *x = PyTuple_GET_ITEM(vec, k);
+        if (!PyFloat_CheckExact(x)) {
+            return PyLong_FromLong(0); /* the Python loop prices it */
+        }
+        v[k] = PyFloat_AS_DOUBLE(x);
+    }
+    PyObject *zero_ = PyLong_FromLong(0), *one_ = PyLong_FromLong(1);
+    if (zero_ == NULL || one_ == NULL) {
+        Py_XDECREF(zero_);
+        Py_XDECREF(one_);
+        return NULL;
+    }
+    long booked = 0;
+    int failed = 0;
+    for (;;) {
+        Py_ssize_t n = PyObject_Length(pending);
+        if (n < 0) {
+            failed = 1;
+            break;
+        }
+        if (n == 0) {
+            break;
+        }
+        PyObject *entry = PySequence_GetItem(pending, 0);
+        if (entry == NULL) {
+            failed = 1;
+            break;
+        }
+        /* usage, scope, user, t0, t1, model, provider, requested */
+        PyObject *usage, *user, *t0o, *t1o, *rmodel, *rprovider;
+        long long u[6];
+        int ok = PyTuple_CheckExact(entry) && PyTuple_GET_SIZE(entry) == 8
+                 && PyTuple_GET_ITEM(entry, 1) == Py_None;
+        if (ok) {
+            usage = PyTuple_GET_ITEM(entry, 0);
+            user = PyTuple_GET_ITEM(entry, 2);
+            t0o = PyTuple_GET_ITEM(entry, 3);
+            t1o = PyTuple_GET_ITEM(entry, 4);
+            rmodel = PyTuple_GET_ITEM(entry, 5);
+            rprovider = PyTuple_GET_ITEM(entry, 6);
+            ok = PyTuple_CheckExact(usage) && PyTuple_GET_SIZE(usage) == 6
+                 && PyFloat_CheckExact(t0o) && PyFloat_CheckExact(t1o)
+                 && (user == Py_None || (PyTuple_CheckExact(user) && PyTuple_GET_SIZE(user) == 4));
+            for (int k = 0; ok && k < 6; k++) {
+                ok = small_int(PyTuple_GET_ITEM(usage, k), &u[k]);
+            }
+        }
+        if (ok) {
+            /* the Python loop's `rmodel != model or rprovider != provider` */
+            int same = rmodel == model ? 1 : PyObject_RichCompareBool(rmodel, model, Py_EQ);
+            if (same == 1) {
+                same = rprovider == provider ? 1 : PyObject_RichCompareBool(rprovider, provider, Py_EQ);
+            }
+            if (same < 0) {
+                PyErr_Clear(); /* the Python loop meets the same error and warns */
+            }
+            /* tin, tout, tcached, twrite, treason, twrite1h: what _book would correct or price
+             * another way goes to it */
+            ok = same == 1 && u[5] == 0 && u[2] + u[3] <= u[0] && u[4] <= u[1] && u[2] >= 0 && u[3] >= 0
+                 && u[4] >= 0;
+        }
+        if (!ok) {
+            Py_DECREF(entry);
+            break;
+        }
+        PyObject *taken = PyObject_CallNoArgs(popleft);
+        if (taken == NULL) {
+            Py_DECREF(entry);
+            failed = 1;
+            break;
+        }
+        Py_DECREF(taken); /* entry itself: only the holder of the settle lock takes from pending */
+        double t0 = PyFloat_AS_DOUBLE(t0o), t1 = PyFloat_AS_DOUBLE(t1o);
+        double cost = ((double)(u[0] - u[2] - u[3]) * v[0] + (double)u[2] * v[1] + (double)u[3] * v[2]
+                       + (double)(u[1] - u[4]) * v[4] + (double)u[4] * v[5]) / 1e6 + v[6];
+        PyObject *fcost = PyFloat_FromDouble(cost);
+        PyObject *fdur = PyFloat_FromDouble((t1 - t0) * 1000.0);
+        PyObject *fts = PyFloat_FromDouble(t0 + off);
+        PyObject *row = NULL;
+        if (fcost != NULL && fdur != NULL && fts != NULL) {
+            PyObject *who = user == Py_None ? unknown_user : user;
+            row = PyTuple_Pack(20, PyTuple_GET_ITEM(who, 0), model, provider, PyTuple_GET_ITEM(usage, 0),
+                               PyTuple_GET_ITEM(usage, 1), fcost, fdur, fts, zero_, zero_,
+                               PyTuple_GET_ITEM(who, 3), PyTuple_GET_ITEM(usage, 2), PyTuple_GET_ITEM(usage, 3),
+                               PyTuple_GET_ITEM(usage, 4), one_, zero_, PyTuple_GET_ITEM(who, 1),
+                               PyTuple_GET_ITEM(who, 2), run_id, zero_);
+        }
+        Py_XDECREF(fcost);
+        Py_XDECREF(fdur);
+        Py_XDECREF(fts);
+        Py_DECREF(entry);
+        if (row == NULL) {
+            failed = 1;
+            break;
+        }
+        int rc = PyList_Append(records, row);
+        if (rc == 0 && queue_append != Py_None) {
+            PyObject *r = PyObject_CallOneArg(queue_append, row);
+            rc = r == NULL ? -1 : 0;
+            Py_XDECREF(r);
+        }
+        Py_DECREF(row);
+        if (rc < 0) {
+            failed = 1;
+            break;
+        }
+        booked++;
+    }
+    Py_DECREF(zero_);
+    Py_DECREF(one_);
+    if (failed) {
+        return NULL;
+    }
+    return PyLong_FromLong(booked);
+}
+
 static PyMethodDef methods[] = {
 #ifdef TOKENSPY_WALK
     {"user_frame", (PyCFunction)(void (*)(void))user_frame, METH_FASTCALL,
      "user_frame(skip, library_files, code_cache): the caller walk of tokenspy.context, or MISS."},
 #endif
+    {"book_plain", (PyCFunction)(void (*)(void))book_plain, METH_FASTCALL,
+     "book_plain(pending, popleft, records, queue_append, model, provider, run_id, vec, offset, "
+     "unknown_user): the common case of tokenspy.recorder._settle's loop; returns how many it booked."},
     {NULL, NULL, 0, NULL},
 };
 

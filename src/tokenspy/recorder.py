@@ -109,6 +109,7 @@ _code_cache = context._code_cache
 _library_files = context._library_files
 _code_entry = context._code_entry
 _c_walk = context.c_walk
+_c_book_plain = getattr(context.speedups, "book_plain", None)
 _WALK_MISS = context.WALK_MISS
 
 
@@ -282,7 +283,18 @@ def _settle() -> None:
         queue = store._queue.append if store is not None else None
         v0, v1, v2, _, v4, v5, v6 = price._flat[:7]
         model, provider, run_id = last[2], last[3], config.run_id
+    book_plain = _c_book_plain if fast else None
     while _pending:
+        if book_plain is not None:
+            # the loop below for its common entry, in C; it stops where the loop is needed
+            try:
+                book_plain(_pending, pop, tracker._records, queue, model, provider, run_id,  # type: ignore[union-attr]
+                           price._flat, off, _UNKNOWN_USER)
+            except Exception as exc:
+                internal_error(exc)
+                book_plain = None
+            if not _pending:
+                break
         try:
             entry = pop()
         except IndexError:  # another thread took the last one
