@@ -5,14 +5,16 @@ in call order, whatever the mix of entries it can and cannot take."""
 from __future__ import annotations
 
 import contextvars
+import gc
 import sqlite3
 import struct
+from collections import deque
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tokenspy import context, record, recorder
+from tokenspy import context, interceptor, record, recorder
 from tokenspy.store import Store
 
 pytestmark = pytest.mark.skipif(recorder._c_book_plain is None, reason="tokenspy._speedups not built")
@@ -163,3 +165,43 @@ def test_a_batch_of_plain_calls_is_booked_in_c_and_reaches_the_db(primed, monkey
     assert {r[3:5] for r in rows} == {(None, None)}
     assert [r[5] for r in rows[:3]] == [None, 12, None]
     assert [r[2] for r in rows] == [r[record.ROW_COST] for r in primed._records]
+    # rows of strings and numbers are left to themselves by the garbage collector from the start
+    assert not any(gc.is_tracked(r) for r in primed._records if r[1] == "gpt-4o-mini")
+
+
+class KeptDeque(deque):
+    """record.pending that keeps what was appended (a writer thread may book calls any time)."""
+
+    def __init__(self):
+        super().__init__()
+        self.appended = []
+
+    def append(self, item):
+        self.appended.append(item)
+        super().append(item)
+
+
+def test_the_plain_path_defers_calls_the_collector_does_not_walk(fresh_tracker, oai, active, monkeypatch):
+    pending = KeptDeque()
+    monkeypatch.setattr(record, "pending", pending)
+    monkeypatch.setattr(recorder, "_pending", pending)
+    interceptor.deactivate()  # the patch takes the deque when it is made
+    interceptor.activate()
+
+    def calls(n):
+        for _ in range(n):
+            oai[0].chat.completions.create(model="gpt-4o", messages=MSG)
+
+    try:
+        contextvars.Context().run(calls, 3)  # the call site's caller entry is made
+        gc.collect()  # ... and its tuple untracked, as the collector does with such tuples
+        del pending.appended[:]
+        contextvars.Context().run(calls, 5)
+        entries = list(pending.appended)
+        recorder.settle()
+    finally:
+        interceptor.deactivate()
+        monkeypatch.undo()
+        interceptor.activate()
+    assert len(entries) == 5
+    assert not any(gc.is_tracked(e) or gc.is_tracked(e[0]) for e in entries)
