@@ -39,22 +39,30 @@ static PyObject *MISS; /* returned when the Python walk must run (it fills the c
 #define COLD
 #endif
 
-/* Untrack a tuple that holds nothing the garbage collector tracks, as the collector itself does
- * at its next pass (_PyTuple_MaybeUntrack). The deferred entries and the rows the recorder keeps
- * hold strings and numbers only; untracked from the start, they are never in the young
- * generation the collector walks. Without tokenspy the SDK's calls free about what they allocate
- * and the collector seldom runs at all; with it, each kept row counts as an allocation, so some
- * collections do run, and these objects are then not what they have to walk. */
-static void
-untrack_if_atomic(PyObject *t)
+/* An object the garbage collector never tracks: None, an exact str, int or float. */
+static inline int
+atomic(PyObject *x)
+{
+    return x == Py_None || PyUnicode_CheckExact(x) || PyLong_CheckExact(x) || PyFloat_CheckExact(x);
+}
+
+/* Untrack a tuple of atomic objects, as the collector itself does at its next pass
+ * (_PyTuple_MaybeUntrack); 1 if it did. The deferred entries and the rows the recorder keeps hold
+ * strings and numbers only; untracked from the start, they are never in the young generation the
+ * collector walks. Without tokenspy the SDK's calls free about what they allocate and the
+ * collector seldom runs at all; with it, each kept row counts as an allocation, so collections do
+ * run, and these objects are then not what they walk. Inline type checks only: this runs once a
+ * call, and a call into code the SDK does not use costs more than the checks. */
+static inline int
+untrack_atomic(PyObject *t)
 {
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t); i++) {
-        PyObject *x = PyTuple_GET_ITEM(t, i);
-        if (PyObject_IS_GC(x) && PyObject_GC_IsTracked(x)) {
-            return;
+        if (!atomic(PyTuple_GET_ITEM(t, i))) {
+            return 0;
         }
     }
     PyObject_GC_UnTrack(t);
+    return 1;
 }
 
 #ifdef TOKENSPY_WALK
@@ -355,7 +363,6 @@ chat_usage(PyObject *result, PyObject **model, PyObject **usage)
     v[5] = Py_NewRef(zero);
     *usage = PyTuple_Pack(6, v[0], v[1], v[2], v[3], v[4], v[5]);
     if (*usage != NULL) {
-        untrack_if_atomic(*usage);
         *model = Py_NewRef(m);
         ok = 1;
     }
@@ -402,12 +409,15 @@ defer(PlainRequest *self, PyObject *resp_model, PyObject *usage, PyObject *user,
     if (same <= 0) {
         return same;
     }
+    /* the entry's tuples first (the caller's, made by the Python walk, is kept: once is enough) */
+    int flat = untrack_atomic(usage) && (user == Py_None || untrack_atomic(user)) && atomic(resp_model)
+               && atomic(self->provider) && atomic(model);
     PyObject *ft0 = PyFloat_FromDouble(t0), *ft1 = PyFloat_FromDouble(t1);
     PyObject *entry = NULL;
     if (ft0 != NULL && ft1 != NULL) {
         entry = PyTuple_Pack(8, usage, Py_None, user, ft0, ft1, resp_model, self->provider, model);
-        if (entry != NULL) {
-            untrack_if_atomic(entry);
+        if (entry != NULL && flat) {
+            PyObject_GC_UnTrack(entry);
         }
     }
     Py_XDECREF(ft0);
@@ -853,7 +863,7 @@ book_plain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             failed = 1;
             break;
         }
-        untrack_if_atomic(row);
+        untrack_atomic(row);
         int rc = PyList_Append(records, row);
         if (rc == 0 && queue_append != Py_None) {
             PyObject *r = PyObject_CallOneArg(queue_append, row);
