@@ -762,8 +762,10 @@ book_plain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (off == -1.0 && PyErr_Occurred()) {
         return NULL;
     }
-    if (!PyList_CheckExact(records) || !PyTuple_CheckExact(vec) || PyTuple_GET_SIZE(vec) < 7) {
-        PyErr_SetString(PyExc_TypeError, "book_plain(): records must be a list and vec a tuple of 7 floats");
+    if (!PyList_CheckExact(records) || !PyTuple_CheckExact(vec) || PyTuple_GET_SIZE(vec) < 7
+            || !PyTuple_CheckExact(unknown_user) || PyTuple_GET_SIZE(unknown_user) != 4) {
+        PyErr_SetString(PyExc_TypeError, "book_plain(): records must be a list, vec a tuple of 7 floats and "
+                                         "unknown_user a (name, file, line, stack) tuple");
         return NULL;
     }
     double v[7];

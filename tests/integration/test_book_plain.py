@@ -205,3 +205,12 @@ def test_the_plain_path_defers_calls_the_collector_does_not_walk(fresh_tracker, 
         interceptor.activate()
     assert len(entries) == 5
     assert not any(gc.is_tracked(e) or gc.is_tracked(e[0]) for e in entries)
+
+
+@pytest.mark.parametrize("bad", [None, ("<unknown>", None, None), ["<unknown>", None, None, "[]"]])
+def test_book_plain_refuses_arguments_it_cannot_read(bad):
+    pending = deque([((10, 5, 0, 0, 0, 0), None, None, 1.0, 2.0, "gpt-4o", "openai", "gpt-4o")])
+    with pytest.raises(TypeError):
+        recorder._c_book_plain(pending, pending.popleft, [], None, "gpt-4o", "openai", None,
+                               (2.5, 1.25, 2.5, 0.0, 10.0, 10.0, 0.0), 0.0, bad)
+    assert len(pending) == 1  # nothing taken
