@@ -65,6 +65,463 @@ untrack_atomic(PyObject *t)
     return 1;
 }
 
+/* an exact int in the range where int -> double is exact, as a C value; 0 if not one */
+static inline int
+small_int(PyObject *o, long long *out)
+{
+    if (!PyLong_CheckExact(o)) {
+        return 0;
+    }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow || (v == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (v > (1LL << 53) || v < -(1LL << 53)) {
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+/* Token counts (tin, tout, tcached, twrite, treason, twrite1h) the fast booking takes as they
+ * are: what recorder._book would correct, or price another way, is left to it. */
+static inline int
+plain_counts(const long long *u)
+{
+    return u[5] == 0 && u[2] + u[3] <= u[0] && u[4] <= u[1] && u[2] >= 0 && u[3] >= 0 && u[4] >= 0;
+}
+
+/* The cost recorder._settle's loop computes: ModelPrice.cost's terms in its order */
+static inline double
+plain_cost(const long long *u, const double *v)
+{
+    return ((double)(u[0] - u[2] - u[3]) * v[0] + (double)u[2] * v[1] + (double)u[3] * v[2]
+            + (double)(u[1] - u[4]) * v[4] + (double)u[4] * v[5]) / 1e6 + v[6];
+}
+
+/* The row recorder._settle's loop makes for a call of the model priced last (see book_plain):
+ * uo the usage's six ints and u their values, who the (name, file, line, stack) of the caller,
+ * v the price's seven floats. A new, untracked reference, or NULL with an error set. */
+static PyObject *
+plain_row(PyObject *const *uo, const long long *u, PyObject *who, PyObject *model, PyObject *provider,
+          PyObject *run_id, const double *v, double t0, double t1, double off, PyObject *zero_, PyObject *one_)
+{
+    PyObject *fcost = PyFloat_FromDouble(plain_cost(u, v));
+    PyObject *fdur = PyFloat_FromDouble((t1 - t0) * 1000.0);
+    PyObject *fts = PyFloat_FromDouble(t0 + off);
+    PyObject *row = NULL;
+    if (fcost != NULL && fdur != NULL && fts != NULL) {
+        row = PyTuple_Pack(20, PyTuple_GET_ITEM(who, 0), model, provider, uo[0], uo[1], fcost, fdur, fts, zero_,
+                           zero_, PyTuple_GET_ITEM(who, 3), uo[2], uo[3], uo[4], one_, zero_, PyTuple_GET_ITEM(who, 1),
+                           PyTuple_GET_ITEM(who, 2), run_id, zero_);
+    }
+    Py_XDECREF(fcost);
+    Py_XDECREF(fdur);
+    Py_XDECREF(fts);
+    if (row != NULL) {
+        untrack_atomic(row);
+    }
+    return row;
+}
+
+
+/* ------------------------------------------------------------------ the rows a Tracker keeps
+ *
+ * Rows: the list of a Tracker's rows (tokenspy.record), where most rows take 128 bytes of one
+ * array instead of a tuple and the objects it holds. A Tracker keeps every row of the process;
+ * as Python objects, each call left a tuple, three floats and the response's ints alive, taken
+ * from the allocator's pools just as the SDK frees into them: the blocks the SDK's next call
+ * would reuse, warm in the caches, were kept, and it got colder ones (measured through the SDK:
+ * +0.3 % a call, against ~0 when the rows were dropped). A row of the form every plain call has
+ * (strings shared with other rows, numbers, no session, test, project or git tag, priced) is kept
+ * as its values; any other row, or anything else appended, is kept as it came. Reading a row
+ * gives an equal tuple back (new ints and floats of the same values). Append and length only,
+ * plus reading by index: what Tracker and tokenspy.record use.
+ */
+
+typedef struct {
+    PyObject *row; /* the item as it came, when not kept as values; NULL otherwise */
+    PyObject *name, *model, *provider, *stack, *source, *line, *run_id;
+    long long tin, tout, tcached, twrite, treason;
+    double cost, dur, ts;
+} RowSlot;
+
+typedef struct {
+    PyObject_HEAD
+    RowSlot *slots;
+    Py_ssize_t head, len, cap; /* the rows are slots[head:len]; take() moves head */
+    Py_ssize_t as_came; /* slots holding an item as it came: the ones traverse visits */
+} Rows;
+
+static PyTypeObject RowsType;
+
+static inline int
+exact_ll(PyObject *o, long long *out)
+{
+    if (!PyLong_CheckExact(o)) {
+        return 0;
+    }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow || (v == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+static inline int
+exact_zero(PyObject *o)
+{
+    long long v;
+    return exact_ll(o, &v) && v == 0;
+}
+
+static RowSlot *
+rows_grow(Rows *self)
+{
+    if (self->len == self->cap && self->head > 0 && self->head >= self->cap / 2) {
+        /* a queue whose front was taken: move the rest down rather than grow */
+        memmove(self->slots, self->slots + self->head, (size_t)(self->len - self->head) * sizeof(RowSlot));
+        self->len -= self->head;
+        self->head = 0;
+    }
+    if (self->len == self->cap) {
+        Py_ssize_t cap = self->cap < 64 ? 64 : self->cap * 2;
+        if ((size_t)cap > PY_SSIZE_T_MAX / sizeof(RowSlot)) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        RowSlot *slots = PyMem_Realloc(self->slots, (size_t)cap * sizeof(RowSlot));
+        if (slots == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        self->slots = slots;
+        self->cap = cap;
+    }
+    return &self->slots[self->len];
+}
+
+/* a row of the plain form, as its values (the caller checked the form) */
+static int
+rows_add(Rows *self, PyObject *name, PyObject *model, PyObject *provider, PyObject *stack, PyObject *source,
+         PyObject *line, PyObject *run_id, const long long *tokens, double cost, double dur, double ts)
+{
+    RowSlot *slot = rows_grow(self);
+    if (slot == NULL) {
+        return -1;
+    }
+    slot->row = NULL;
+    slot->name = Py_NewRef(name);
+    slot->model = Py_NewRef(model);
+    slot->provider = Py_NewRef(provider);
+    slot->stack = Py_NewRef(stack);
+    slot->source = Py_NewRef(source);
+    slot->line = Py_NewRef(line);
+    slot->run_id = Py_NewRef(run_id);
+    slot->tin = tokens[0];
+    slot->tout = tokens[1];
+    slot->tcached = tokens[2];
+    slot->twrite = tokens[3];
+    slot->treason = tokens[4];
+    slot->cost = cost;
+    slot->dur = dur;
+    slot->ts = ts;
+    self->len++;
+    return 0;
+}
+
+static int
+rows_append(Rows *self, PyObject *item)
+{
+    /* name, model, provider, tin, tout, cost, duration, ts, session, git, stack, cached, write,
+     * reasoning, priced, test, source, line, run_id, project */
+    if (PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 20) {
+        PyObject *const *r = ((PyTupleObject *)item)->ob_item;
+        long long t[5], priced;
+        if (PyUnicode_CheckExact(r[0]) && PyUnicode_CheckExact(r[1]) && PyUnicode_CheckExact(r[2])
+                && PyUnicode_CheckExact(r[10]) && PyUnicode_CheckExact(r[18])
+                && (r[16] == Py_None || PyUnicode_CheckExact(r[16])) && (r[17] == Py_None || PyLong_CheckExact(r[17]))
+                && PyFloat_CheckExact(r[5]) && PyFloat_CheckExact(r[6]) && PyFloat_CheckExact(r[7])
+                && exact_ll(r[3], &t[0]) && exact_ll(r[4], &t[1]) && exact_ll(r[11], &t[2]) && exact_ll(r[12], &t[3])
+                && exact_ll(r[13], &t[4]) && exact_ll(r[14], &priced) && priced == 1 && exact_zero(r[8])
+                && exact_zero(r[9]) && exact_zero(r[15]) && exact_zero(r[19])) {
+            return rows_add(self, r[0], r[1], r[2], r[10], r[16], r[17], r[18], t, PyFloat_AS_DOUBLE(r[5]),
+                            PyFloat_AS_DOUBLE(r[6]), PyFloat_AS_DOUBLE(r[7]));
+        }
+    }
+    RowSlot *slot = rows_grow(self);
+    if (slot == NULL) {
+        return -1;
+    }
+    slot->row = Py_NewRef(item);
+    self->as_came++;
+    self->len++;
+    return 0;
+}
+
+static PyObject *
+rows_append_method(Rows *self, PyObject *item)
+{
+    if (rows_append(self, item) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static Py_ssize_t
+rows_length(Rows *self)
+{
+    return self->len - self->head;
+}
+
+static PyObject *
+rows_item(Rows *self, Py_ssize_t i)
+{
+    if (i < 0 || i >= self->len - self->head) {
+        PyErr_SetString(PyExc_IndexError, "Rows index out of range");
+        return NULL;
+    }
+    RowSlot *s = &self->slots[self->head + i];
+    if (s->row != NULL) {
+        return Py_NewRef(s->row);
+    }
+    PyObject *row = PyTuple_New(20);
+    if (row == NULL) {
+        return NULL;
+    }
+    PyObject *v[20] = {
+        Py_NewRef(s->name), Py_NewRef(s->model), Py_NewRef(s->provider), PyLong_FromLongLong(s->tin),
+        PyLong_FromLongLong(s->tout), PyFloat_FromDouble(s->cost), PyFloat_FromDouble(s->dur),
+        PyFloat_FromDouble(s->ts), PyLong_FromLong(0), PyLong_FromLong(0), Py_NewRef(s->stack),
+        PyLong_FromLongLong(s->tcached), PyLong_FromLongLong(s->twrite), PyLong_FromLongLong(s->treason),
+        PyLong_FromLong(1), PyLong_FromLong(0), Py_NewRef(s->source), Py_NewRef(s->line), Py_NewRef(s->run_id),
+        PyLong_FromLong(0),
+    };
+    int failed = 0;
+    for (int k = 0; k < 20; k++) {
+        if (v[k] == NULL) {
+            failed = 1;
+        }
+        PyTuple_SET_ITEM(row, k, v[k]); /* NULL items are fine for the tuple's dealloc */
+    }
+    if (failed) {
+        Py_DECREF(row);
+        return NULL;
+    }
+    untrack_atomic(row);
+    return row;
+}
+
+static PyObject *
+rows_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    if ((args != NULL && PyTuple_GET_SIZE(args) != 0) || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "Rows() takes no arguments");
+        return NULL;
+    }
+    Rows *self = (Rows *)type->tp_alloc(type, 0);
+    if (self != NULL) {
+        self->slots = NULL;
+        self->head = self->len = self->cap = self->as_came = 0;
+    }
+    return (PyObject *)self;
+}
+
+static int
+rows_traverse(Rows *self, visitproc visit, void *arg)
+{
+    /* a slot kept as values holds exact str, int and None only, which no cycle goes through */
+    for (Py_ssize_t i = self->head; self->as_came > 0 && i < self->len; i++) {
+        Py_VISIT(self->slots[i].row);
+    }
+    return 0;
+}
+
+static void
+slot_release(RowSlot *s)
+{
+    if (s->row != NULL) {
+        Py_DECREF(s->row);
+    }
+    else {
+        Py_DECREF(s->name);
+        Py_DECREF(s->model);
+        Py_DECREF(s->provider);
+        Py_DECREF(s->stack);
+        Py_DECREF(s->source);
+        Py_DECREF(s->line);
+        Py_DECREF(s->run_id);
+    }
+}
+
+static void
+rows_release(Rows *self)
+{
+    RowSlot *slots = self->slots;
+    Py_ssize_t head = self->head, n = self->len;
+    self->slots = NULL;
+    self->head = self->len = self->cap = self->as_came = 0;
+    for (Py_ssize_t i = head; i < n; i++) {
+        slot_release(&slots[i]);
+    }
+    PyMem_Free(slots);
+}
+
+/* take(n): the first n rows (all, if fewer) as a list, removed (a queue's popleft) */
+static PyObject *
+rows_take(Rows *self, PyObject *arg)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t size = self->len - self->head;
+    if (n < 0 || n > size) {
+        n = n < 0 ? 0 : size;
+    }
+    PyObject *out = PyList_New(n);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *row = rows_item(self, i);
+        if (row == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, row);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        RowSlot *s = &self->slots[self->head + i];
+        if (s->row != NULL) {
+            self->as_came--;
+        }
+        slot_release(s);
+    }
+    self->head += n;
+    if (self->head == self->len) {
+        self->head = self->len = 0;
+    }
+    return out;
+}
+
+/* put_back(rows): put rows taken before back in front, in their order (a write to retry) */
+static PyObject *
+rows_put_back(Rows *self, PyObject *arg)
+{
+    PyObject *seq = PySequence_Fast(arg, "put_back() takes a sequence of rows");
+    if (seq == NULL) {
+        return NULL;
+    }
+    Rows *tmp = (Rows *)rows_new(&RowsType, NULL, NULL);
+    int failed = tmp == NULL;
+    for (Py_ssize_t i = 0; !failed && i < PySequence_Fast_GET_SIZE(seq); i++) {
+        failed = rows_append(tmp, PySequence_Fast_GET_ITEM(seq, i)) < 0;
+    }
+    Py_DECREF(seq);
+    for (Py_ssize_t i = self->head; !failed && i < self->len; i++) {
+        /* the rest after them, moved over as they are (their references go with them) */
+        RowSlot *slot = rows_grow(tmp);
+        if (slot == NULL) {
+            failed = 1;
+            break;
+        }
+        *slot = self->slots[i];
+        tmp->len++;
+        if (slot->row != NULL) {
+            tmp->as_came++;
+        }
+        self->head = i + 1;
+    }
+    if (failed) {
+        Py_XDECREF(tmp);
+        return NULL;
+    }
+    /* swap the arrays: tmp now holds what this had left (nothing) */
+    RowSlot *old = self->slots;
+    self->slots = tmp->slots;
+    self->head = tmp->head;
+    self->len = tmp->len;
+    self->cap = tmp->cap;
+    self->as_came = tmp->as_came;
+    tmp->slots = NULL;
+    tmp->head = tmp->len = tmp->cap = tmp->as_came = 0;
+    PyMem_Free(old);
+    Py_DECREF(tmp);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+rows_clear_method(Rows *self, PyObject *unused)
+{
+    (void)unused;
+    rows_release(self);
+    Py_RETURN_NONE;
+}
+
+static int
+rows_clear(Rows *self)
+{
+    rows_release(self);
+    return 0;
+}
+
+static void
+rows_dealloc(Rows *self)
+{
+    PyObject_GC_UnTrack(self);
+    rows_release(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PySequenceMethods rows_as_sequence = {
+    .sq_length = (lenfunc)rows_length,
+    .sq_item = (ssizeargfunc)rows_item,
+};
+
+static PyMethodDef rows_methods[] = {
+    {"append", (PyCFunction)rows_append_method, METH_O, "Append a row (or a CallRecord)."},
+    {"take", (PyCFunction)rows_take, METH_O, "take(n): remove the first n rows and return them as a list."},
+    {"put_back", (PyCFunction)rows_put_back, METH_O, "put_back(rows): put taken rows back in front."},
+    {"clear", (PyCFunction)rows_clear_method, METH_NOARGS, "Remove every row."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject RowsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tokenspy._speedups.Rows",
+    .tp_doc = "The rows a tokenspy Tracker keeps or a Store queues: append, len, reading by index, take.",
+    .tp_basicsize = sizeof(Rows),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = rows_new,
+    .tp_dealloc = (destructor)rows_dealloc,
+    .tp_traverse = (traverseproc)rows_traverse,
+    .tp_clear = (inquiry)rows_clear,
+    .tp_as_sequence = &rows_as_sequence,
+    .tp_methods = rows_methods,
+};
+
+/* records.append(row) for the records a booking is given: a Rows or a list */
+static int
+records_append(PyObject *records, PyObject *row)
+{
+    if (Py_IS_TYPE(records, &RowsType)) {
+        return rows_append((Rows *)records, row);
+    }
+    return PyList_Append(records, row);
+}
+
+static inline int
+records_ok(PyObject *records)
+{
+    return PyList_CheckExact(records) || Py_IS_TYPE(records, &RowsType);
+}
+
 #ifdef TOKENSPY_WALK
 
 /* The frame below f (f_back), skipping frames still being set up, as PyFrame_GetBack does. */
@@ -226,7 +683,7 @@ typedef struct {
 
 static PyObject *s_method, *s_url, *s_json_data, *s_model, *s_stream, *s_post, *s_usage, *s_prompt_tokens,
     *s_completion_tokens, *s_prompt_tokens_details, *s_completion_tokens_details, *s_cached_tokens,
-    *s_cache_write_tokens, *s_reasoning_tokens, *s_defer_model, *s_defer_provider, *s_settle_at, *s_settle, *s_internal_error, *zero, *one;
+    *s_cache_write_tokens, *s_reasoning_tokens, *s_defer_model, *s_defer_provider, *s_c_book, *s_settle_at, *s_settle, *s_internal_error, *zero, *one;
 
 /* obj.__dict__ without pydantic's __getattr__ hook (a new reference, or NULL with no error set) */
 static PyObject *
@@ -314,14 +771,17 @@ or_zero(PyObject *x)
     return Py_NewRef(t ? x : zero);
 }
 
-/* OpenAIAdapter.usage of a chat completion, from the models' fields: (model, usage tuple) as
- * new references, or 0 with nothing set when it is not one (the Python side reads it then) */
+/* OpenAIAdapter.usage of a chat completion, from the models' fields: the model and the six
+ * values of the usage tuple as new references (1), or 0 with nothing set when it is not one
+ * (the Python side reads it then) */
 static int
-chat_usage(PyObject *result, PyObject **model, PyObject **usage)
+chat_usage(PyObject *result, PyObject **model, PyObject **v)
 {
     int ok = 0;
     PyObject *fields = fields_of(result), *u = NULL, *details = NULL, *out = NULL;
-    PyObject *v[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
+    for (int i = 0; i < 6; i++) {
+        v[i] = NULL;
+    }
     if (fields == NULL) {
         return 0;
     }
@@ -361,14 +821,13 @@ chat_usage(PyObject *result, PyObject **model, PyObject **usage)
         }
     }
     v[5] = Py_NewRef(zero);
-    *usage = PyTuple_Pack(6, v[0], v[1], v[2], v[3], v[4], v[5]);
-    if (*usage != NULL) {
-        *model = Py_NewRef(m);
-        ok = 1;
-    }
+    *model = Py_NewRef(m);
+    ok = 1;
 done:
-    for (int i = 0; i < 6; i++) {
-        Py_XDECREF(v[i]);
+    if (!ok) {
+        for (int i = 0; i < 6; i++) {
+            Py_CLEAR(v[i]);
+        }
     }
     Py_XDECREF(out);
     Py_XDECREF(details);
@@ -396,18 +855,139 @@ settle_batch(PlainRequest *self)
     return 1;
 }
 
-/* recorder.finish's deferral of the call: 1 done, 0 not deferrable, -1 error */
+/* the store's queue is long: wake its writer (Store.add's `self._wake.set()`) */
+COLD static int
+wake_writer(PyObject *wake)
+{
+    PyObject *r = wake != Py_None ? PyObject_CallNoArgs(wake) : Py_NewRef(Py_None);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
+/* Book the call at once, as recorder._settle's loop would book it later: 1 booked, 0 not
+ * such a call (it is deferred instead), -1 an error. `state` is recorder._c_book (see
+ * recorder._publish): (records, queue, queue_append, wake_at, wake, model, provider, run_id,
+ * prices, unknown_user), where the tracker's rows go, the store's queue (None: no store) and
+ * the model, provider and price (seven doubles) that loop books. */
 static int
-defer(PlainRequest *self, PyObject *resp_model, PyObject *usage, PyObject *user, double t0, double t1,
+book_now(PlainRequest *self, PyObject *state, PyObject *resp_model, PyObject *const *uv, PyObject *user,
+         double t0, double t1)
+{
+    if (!PyTuple_CheckExact(state) || PyTuple_GET_SIZE(state) != 10) {
+        return 0;
+    }
+    PyObject *const *st = ((PyTupleObject *)state)->ob_item;
+    PyObject *records = st[0], *queue = st[1], *model = st[5], *provider = st[6], *prices = st[8];
+    PyObject *unknown = st[9];
+    if (!records_ok(records) || !PyBytes_CheckExact(prices) || PyBytes_GET_SIZE(prices) != 7 * sizeof(double)
+            || !PyTuple_CheckExact(unknown) || PyTuple_GET_SIZE(unknown) != 4
+            || (user != Py_None && (!PyTuple_CheckExact(user) || PyTuple_GET_SIZE(user) != 4))) {
+        return 0;
+    }
+    /* the loop's `rmodel != model or rprovider != provider` */
+    int same = resp_model == model ? 1 : PyObject_RichCompareBool(resp_model, model, Py_EQ);
+    if (same == 1 && self->provider != provider) {
+        same = PyObject_RichCompareBool(self->provider, provider, Py_EQ);
+    }
+    if (same != 1) {
+        PyErr_Clear();
+        return 0;
+    }
+    long long u[6];
+    for (int k = 0; k < 6; k++) {
+        if (!small_int(uv[k], &u[k])) {
+            return 0;
+        }
+    }
+    if (!plain_counts(u)) {
+        return 0;
+    }
+    double v[7];
+    memcpy(v, PyBytes_AS_STRING(prices), sizeof v);
+    /* time.time() of the start: the offset of the two clocks read now (see recorder._book) */
+    double off = _PyTime_AsSecondsDouble(_PyTime_GetSystemClock()) - t1;
+    PyObject *who = user == Py_None ? unknown : user;
+    if ((queue == Py_None || Py_IS_TYPE(queue, &RowsType)) && Py_IS_TYPE(records, &RowsType)
+            && PyUnicode_CheckExact(PyTuple_GET_ITEM(who, 0))
+            && PyUnicode_CheckExact(PyTuple_GET_ITEM(who, 3)) && PyUnicode_CheckExact(model)
+            && PyUnicode_CheckExact(provider) && PyUnicode_CheckExact(st[7])
+            && (PyTuple_GET_ITEM(who, 1) == Py_None || PyUnicode_CheckExact(PyTuple_GET_ITEM(who, 1)))
+            && (PyTuple_GET_ITEM(who, 2) == Py_None || PyLong_CheckExact(PyTuple_GET_ITEM(who, 2)))) {
+        /* the values straight into the Rows (what it keeps of the tuple), no tuple made */
+        double cost = plain_cost(u, v), dur = (t1 - t0) * 1000.0, ts = t0 + off;
+        for (int k = 0; k < 2; k++) {
+            PyObject *to = k == 0 ? records : queue;
+            if (to != Py_None && rows_add((Rows *)to, PyTuple_GET_ITEM(who, 0), model, provider,
+                                          PyTuple_GET_ITEM(who, 3), PyTuple_GET_ITEM(who, 1), PyTuple_GET_ITEM(who, 2),
+                                          st[7], u, cost, dur, ts) < 0) {
+                return -1;
+            }
+        }
+        if (queue != Py_None && UNLIKELY(rows_length((Rows *)queue) >= PyLong_AsSsize_t(st[3]))) {
+            if (PyErr_Occurred() || wake_writer(st[4]) < 0) {
+                return -1;
+            }
+        }
+        return 1;
+    }
+    PyObject *row = plain_row(uv, u, who, model, provider, st[7], v, t0, t1, off, zero, one);
+    if (row == NULL) {
+        return -1;
+    }
+    int rc = records_append(records, row);
+    if (rc == 0 && queue != Py_None) {
+        PyObject *r = PyObject_CallOneArg(st[2], row);
+        rc = r == NULL ? -1 : 0;
+        Py_XDECREF(r);
+        if (rc == 0) {
+            Py_ssize_t n = PyObject_Size(queue), at = PyLong_AsSsize_t(st[3]);
+            if (n < 0 || (at == -1 && PyErr_Occurred())) {
+                rc = -1;
+            }
+            else if (UNLIKELY(n >= at)) {
+                rc = wake_writer(st[4]);
+            }
+        }
+    }
+    Py_DECREF(row);
+    return rc < 0 ? -1 : 1;
+}
+
+/* recorder.finish's deferral of the call, or its booking at once: 1 done, 0 neither, -1 error */
+static int
+defer(PlainRequest *self, PyObject *resp_model, PyObject *const *uv, PyObject *user, double t0, double t1,
       PyObject *model)
 {
     PyObject *dm = item(self->recorder_dict, s_defer_model), *dp = item(self->recorder_dict, s_defer_provider);
     if (dm == NULL || dp != self->provider) {
         return 0;
     }
+    /* held: a str subclass's __eq__ runs Python, and another thread may rebind the name */
+    Py_INCREF(dm);
     int same = PyObject_RichCompareBool(resp_model, dm, Py_EQ);
+    Py_DECREF(dm);
     if (same <= 0) {
         return same;
+    }
+    /* at once when nothing waits before it (records stay in call order) */
+    PyObject *state = item(self->recorder_dict, s_c_book);
+    if (state != NULL && state != Py_None) {
+        Py_ssize_t waiting = PyObject_Size(self->pending);
+        if (waiting < 0) {
+            return -1;
+        }
+        if (waiting == 0) {
+            Py_INCREF(state);
+            int booked = book_now(self, state, resp_model, uv, user, t0, t1);
+            Py_DECREF(state);
+            if (booked != 0) {
+                return booked;
+            }
+        }
+    }
+    PyObject *usage = PyTuple_Pack(6, uv[0], uv[1], uv[2], uv[3], uv[4], uv[5]);
+    if (usage == NULL) {
+        return -1;
     }
     /* the entry's tuples first (the caller's, made by the Python walk, is kept: once is enough) */
     int flat = untrack_atomic(usage) && (user == Py_None || untrack_atomic(user)) && atomic(resp_model)
@@ -422,6 +1002,7 @@ defer(PlainRequest *self, PyObject *resp_model, PyObject *usage, PyObject *user,
     }
     Py_XDECREF(ft0);
     Py_XDECREF(ft1);
+    Py_DECREF(usage);
     if (entry == NULL) {
         return -1;
     }
@@ -533,12 +1114,14 @@ plain_call(PlainRequest *self, PyObject *const *args, size_t nargsf, PyObject *k
         Py_DECREF(user);
         return NULL;
     }
-    PyObject *resp_model = NULL, *usage = NULL;
+    PyObject *resp_model = NULL, *uv[6];
     int done = 0;
-    if ((PyObject *)Py_TYPE(result) == args[1] && chat_usage(result, &resp_model, &usage)) {
-        done = defer(self, resp_model, usage, user, t0, t1, model);
+    if ((PyObject *)Py_TYPE(result) == args[1] && chat_usage(result, &resp_model, uv)) {
+        done = defer(self, resp_model, uv, user, t0, t1, model);
         Py_DECREF(resp_model);
-        Py_DECREF(usage);
+        for (int i = 0; i < 6; i++) {
+            Py_DECREF(uv[i]);
+        }
         if (UNLIKELY(done < 0)) {  /* the call is noted (or the batch failed): warn, as `after` would */
             done = internal(self) < 0 ? -1 : 1;
         }
@@ -700,6 +1283,7 @@ intern_names(void)
     NAME(s_reasoning_tokens, "reasoning_tokens");
     NAME(s_defer_model, "_defer_model");
     NAME(s_defer_provider, "_defer_provider");
+    NAME(s_c_book, "_c_book");
     NAME(s_settle_at, "SETTLE_AT");
     NAME(s_settle, "settle");
     NAME(s_internal_error, "internal_error");
@@ -727,26 +1311,6 @@ intern_names(void)
  * An error after an entry was taken loses that entry, as in Python; the caller warns.
  */
 
-/* an exact int in the range where int -> double is exact, as a C value; 0 if not one */
-static inline int
-small_int(PyObject *o, long long *out)
-{
-    if (!PyLong_CheckExact(o)) {
-        return 0;
-    }
-    int overflow = 0;
-    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
-    if (overflow || (v == -1 && PyErr_Occurred())) {
-        PyErr_Clear();
-        return 0;
-    }
-    if (v > (1LL << 53) || v < -(1LL << 53)) {
-        return 0;
-    }
-    *out = v;
-    return 1;
-}
-
 static PyObject *
 book_plain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -762,9 +1326,9 @@ book_plain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (off == -1.0 && PyErr_Occurred()) {
         return NULL;
     }
-    if (!PyList_CheckExact(records) || !PyTuple_CheckExact(vec) || PyTuple_GET_SIZE(vec) < 7
+    if (!records_ok(records) || !PyTuple_CheckExact(vec) || PyTuple_GET_SIZE(vec) < 7
             || !PyTuple_CheckExact(unknown_user) || PyTuple_GET_SIZE(unknown_user) != 4) {
-        PyErr_SetString(PyExc_TypeError, "book_plain(): records must be a list, vec a tuple of 7 floats and "
+        PyErr_SetString(PyExc_TypeError, "book_plain(): records must be a list or Rows, vec a tuple of 7 floats and "
                                          "unknown_user a (name, file, line, stack) tuple");
         return NULL;
     }
@@ -828,8 +1392,7 @@ book_plain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             }
             /* tin, tout, tcached, twrite, treason, twrite1h: what _book would correct or price
              * another way goes to it */
-            ok = same == 1 && u[5] == 0 && u[2] + u[3] <= u[0] && u[4] <= u[1] && u[2] >= 0 && u[3] >= 0
-                 && u[4] >= 0;
+            ok = same == 1 && plain_counts(u);
         }
         if (!ok) {
             Py_DECREF(entry);
@@ -842,31 +1405,15 @@ book_plain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             break;
         }
         Py_DECREF(taken); /* entry itself: only the holder of the settle lock takes from pending */
-        double t0 = PyFloat_AS_DOUBLE(t0o), t1 = PyFloat_AS_DOUBLE(t1o);
-        double cost = ((double)(u[0] - u[2] - u[3]) * v[0] + (double)u[2] * v[1] + (double)u[3] * v[2]
-                       + (double)(u[1] - u[4]) * v[4] + (double)u[4] * v[5]) / 1e6 + v[6];
-        PyObject *fcost = PyFloat_FromDouble(cost);
-        PyObject *fdur = PyFloat_FromDouble((t1 - t0) * 1000.0);
-        PyObject *fts = PyFloat_FromDouble(t0 + off);
-        PyObject *row = NULL;
-        if (fcost != NULL && fdur != NULL && fts != NULL) {
-            PyObject *who = user == Py_None ? unknown_user : user;
-            row = PyTuple_Pack(20, PyTuple_GET_ITEM(who, 0), model, provider, PyTuple_GET_ITEM(usage, 0),
-                               PyTuple_GET_ITEM(usage, 1), fcost, fdur, fts, zero_, zero_,
-                               PyTuple_GET_ITEM(who, 3), PyTuple_GET_ITEM(usage, 2), PyTuple_GET_ITEM(usage, 3),
-                               PyTuple_GET_ITEM(usage, 4), one_, zero_, PyTuple_GET_ITEM(who, 1),
-                               PyTuple_GET_ITEM(who, 2), run_id, zero_);
-        }
-        Py_XDECREF(fcost);
-        Py_XDECREF(fdur);
-        Py_XDECREF(fts);
+        PyObject *who = user == Py_None ? unknown_user : user;
+        PyObject *row = plain_row(((PyTupleObject *)usage)->ob_item, u, who, model, provider, run_id, v,
+                                  PyFloat_AS_DOUBLE(t0o), PyFloat_AS_DOUBLE(t1o), off, zero_, one_);
         Py_DECREF(entry);
         if (row == NULL) {
             failed = 1;
             break;
         }
-        untrack_atomic(row);
-        int rc = PyList_Append(records, row);
+        int rc = records_append(records, row);
         if (rc == 0 && queue_append != Py_None) {
             PyObject *r = PyObject_CallOneArg(queue_append, row);
             rc = r == NULL ? -1 : 0;
@@ -910,7 +1457,7 @@ PyInit__speedups(void)
         return NULL;
     }
     MISS = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);
-    if (MISS == NULL || PyModule_AddObjectRef(m, "MISS", MISS) < 0) {
+    if (MISS == NULL || PyModule_AddObjectRef(m, "MISS", MISS) < 0 || PyModule_AddType(m, &RowsType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

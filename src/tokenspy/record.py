@@ -166,9 +166,17 @@ def total_tokens(items: list[Any]) -> int:
 # ours from the CPU caches. Whoever reads what the recorder wrote calls ``settle()`` first.
 pending: deque[Any] = deque()
 settler: Callable[[], None] | None = None  # recorder.settle, set when the recorder is imported
+unpublish: Callable[[], None] | None = None  # recorder._unpublish, likewise
 
 
 def settle() -> None:
     """Book the calls the recorder deferred, so that a read sees every finished call."""
     if pending and settler is not None:
         settler()
+
+
+def targets_changed() -> None:
+    """A tracker's list of rows or its store was replaced, or a store closed: the recorder stops
+    booking into the old ones (see recorder._publish)."""
+    if unpublish is not None:
+        unpublish()

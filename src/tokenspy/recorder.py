@@ -9,6 +9,7 @@ kept small: they run on every LLM call.
 from __future__ import annotations
 
 import os
+import struct
 import sys
 import threading
 import time
@@ -222,6 +223,9 @@ _defer_model: str | None = None
 _defer_provider: str | None = None
 _pending = _rows.pending
 _wall_offset = _now() - _perf()  # time.time() - time.perf_counter(), see _book
+# Where the C request (tokenspy._speedups.PlainRequest) books a plain call at once instead of
+# deferring it, when nothing is deferred before it: see _publish. None: it defers.
+_c_book: tuple[Any, ...] | None = None
 _settle_lock = threading.RLock()
 SETTLE_AT = 256  # deferred calls that make ``finish`` book the batch itself
 
@@ -269,7 +273,8 @@ def _settle() -> None:
     """Book the deferred calls (holding _settle_lock). Most are booked by the loop below, which
     is ``_book`` for what every deferred call shares (the global Tracker, the model priced last,
     an untiered price, no git tag); any other goes through ``_book`` itself."""
-    global _wall_offset
+    global _wall_offset, _c_book
+    _c_book = None  # while this runs, calls go to pending, after the ones it books
     off = _wall_offset = _now() - _perf()
     pop = _pending.popleft
     tracker = _tracker_module._global
@@ -334,6 +339,35 @@ def _settle() -> None:
             store._start()
         elif len(store._queue) >= store.wake_at:
             store._wake.set()
+    if fast and not _pending:
+        _publish(tracker, store, model, provider, run_id, price._flat)
+
+
+def _publish(tracker: _Tracker, store: Any, model: str, provider: str, run_id: str, flat: tuple[Any, ...]) -> None:
+    """Let the C request book a plain call at once, as the loop of ``_settle`` books a deferred
+    one (``_c_book``; the same row, made by the same C code as book_plain's). A deferred call
+    waits in pending for up to SETTLE_AT calls, and the batch then reads it back and frees it:
+    measured through the SDK, that costs the caller more than booking it at once in C, while
+    its data is still in the CPU caches. Python calls stay deferred.
+
+    What ``_settle`` checked (the global tracker, the model and price, no git tag) holds until
+    the deferral is forgotten (``_forget_deferral``) or the tracker's rows or store change
+    (``record.targets_changed``); both unpublish. The C request books at once only when
+    nothing is pending, so calls stay in order."""
+    global _c_book
+    if _c_book_plain is None or len(flat) < 7 or any(type(x) is not float for x in flat[:7]):
+        return
+    queue = store._queue if store is not None else None
+    _c_book = (
+        tracker._records, queue, queue.append if queue is not None else None,
+        store.wake_at if store is not None else 0, store._wake.set if store is not None else None,
+        model, provider, run_id, struct.pack("7d", *flat[:7]), _UNKNOWN_USER,
+    )
+
+
+def _unpublish() -> None:
+    global _c_book
+    _c_book = None
 
 
 def _book_entry(entry: tuple[Any, ...]) -> None:
@@ -352,9 +386,10 @@ def _book_entry(entry: tuple[Any, ...]) -> None:
 def _forget_deferral() -> None:
     """Book what is deferred and defer nothing until a call is booked again (prices or the
     global tracker are about to change)."""
-    global _defer_model, _defer_provider
+    global _defer_model, _defer_provider, _c_book
     settle()
     _defer_model = _defer_provider = None
+    _c_book = None
 
 
 def _book(p: Pending, usage: Usage | None, model: str | None, t1: float) -> BaseException | None:
@@ -384,6 +419,11 @@ def _book(p: Pending, usage: Usage | None, model: str | None, t1: float) -> Base
     else:
         generation = pricing.generation
         price = lookup(model, p.provider)
+        if pricing.generation != generation:
+            # the first lookup loaded [tool.tokenspy.prices]: tagged with the generation before,
+            # this price would never match again, and every deferred call would take the slow way
+            generation = pricing.generation
+            price = lookup(model, p.provider)
         _last_price = (generation, lookup, model, p.provider, price)
     if price is None:
         cost = 0.0
@@ -527,6 +567,7 @@ def internal_error(exc: BaseException) -> None:
 
 
 _rows.settler = settle
+_rows.unpublish = _unpublish
 pricing.on_change.append(_forget_deferral)
 _tracker_module.on_change.append(_forget_deferral)
 _config_hooks.append(_forget_deferral)
@@ -534,9 +575,10 @@ _config_hooks.append(_forget_deferral)
 
 def _after_fork_in_child() -> None:
     # the parent books what was deferred before the fork (see below); a child books only its own
-    global _settle_lock
+    global _settle_lock, _c_book
     _settle_lock = threading.RLock()
     _pending.clear()
+    _c_book = None  # the parent's store queue: see Store._after_fork
 
 
 if hasattr(os, "register_at_fork"):

@@ -25,7 +25,9 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import Any
 
+from tokenspy import context as _context
 from tokenspy import record as _record
 from tokenspy import rollup
 from tokenspy.errors import TokenspyWarning
@@ -386,6 +388,27 @@ MAX_PENDING = 1_000_000  # beyond this, a DB that stays locked costs records, no
 ROLLUP_EVERY = 8192
 
 
+def _new_queue() -> Any:
+    """A deque of rows, or where tokenspy._speedups is built its Rows, which keeps the common row
+    as its values and makes the row again when the writer takes it (see there why)."""
+    rows = getattr(_context.speedups, "Rows", None)
+    return rows() if rows is not None else deque()
+
+
+def _take(q: Any, n: int) -> list[tuple[object, ...]]:
+    if type(q) is deque:
+        pop = q.popleft
+        return [pop() for _ in range(n)]
+    return q.take(n)  # type: ignore[no-any-return]
+
+
+def _put_back(q: Any, batch: list[tuple[object, ...]]) -> None:
+    if type(q) is deque:
+        q.extendleft(reversed(batch))
+    else:
+        q.put_back(batch)
+
+
 class Store:
     """A DB file fed by a background writer thread."""
 
@@ -396,7 +419,7 @@ class Store:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser()
-        self._queue: deque[tuple[object, ...]] = deque()  # rows (tokenspy.record)
+        self._queue: Any = _new_queue()  # rows (tokenspy.record)
         self._lock = threading.Lock()  # serializes use of the connection
         self._wake = threading.Event()
         self._conn: sqlite3.Connection | None = None
@@ -468,8 +491,7 @@ class Store:
             n = len(q)
             if periodic:
                 n = self._periodic_count(n)
-            pop = q.popleft
-            batch = [pop() for _ in range(n)]
+            batch = _take(q, n)
             try:
                 if self._conn is None:
                     self._conn = open_writable(self.path, WRITE_TIMEOUT)
@@ -486,7 +508,7 @@ class Store:
                 text = str(exc)
                 if isinstance(exc, sqlite3.OperationalError) and any(w in text for w in _RETRYABLE):
                     if len(q) + len(batch) <= MAX_PENDING:
-                        q.extendleft(reversed(batch))
+                        _put_back(q, batch)
                     self._warn("locked", f"tokenspy: {self.path} is locked ({text}); will retry")
                 else:
                     self._broken = True
@@ -525,6 +547,7 @@ class Store:
         writer thread (a Store used again starts another)."""
         _record.settle()
         self._stop_writer()
+        _record.targets_changed()  # later calls go to Store.add, which starts another writer
         self._flush(final=True)
         with self._lock:
             self._close_conn()
@@ -547,7 +570,7 @@ class Store:
         self._wake = threading.Event()
         self._conn = None
         self._thread = None
-        self._queue = deque()
+        self._queue = _new_queue()
         self._unrolled = 0
         self._left = 0
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from tokenspy import context
 from tokenspy import record as _rows
 from tokenspy.record import CallRecord
 from tokenspy.store import Store, load_records
@@ -49,12 +50,17 @@ def summarize(records: Iterable[CallRecord]) -> dict[str, Any]:
     }
 
 
+# A list, or where tokenspy._speedups is built its Rows: a list of rows that keeps the common row
+# as its values in one array rather than as Python objects (see there why).
+_new_rows: Callable[[], Any] = getattr(context.speedups, "Rows", list)
+
+
 class Tracker:
     """Low-level accumulator for CallRecord objects."""
 
     def __init__(self, persist_path: Path | str | None = None) -> None:
         # rows (tokenspy.record) from the recorder, CallRecords given to record(): see as_records
-        self._records: list[Any] = []
+        self._records: list[Any] = _new_rows()
         self._lock = threading.Lock()
         self.persist_path: Path | None = Path(persist_path).expanduser() if persist_path else None
         self._store: Store | None = Store(self.persist_path) if self.persist_path else None
@@ -77,7 +83,8 @@ class Tracker:
         """Forget the in-memory records (the SQLite file keeps its rows)."""
         self.flush()
         with self._lock:
-            self._records = []
+            self._records = _new_rows()
+            _rows.targets_changed()
 
     def flush(self) -> None:
         _rows.settle()
@@ -95,6 +102,7 @@ class Tracker:
             old = self._store
             self.persist_path = Path(path).expanduser() if path else None
             self._store = Store(self.persist_path) if self.persist_path else None
+            _rows.targets_changed()
         if old is not None:
             old.close()
 

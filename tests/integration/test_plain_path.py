@@ -347,10 +347,14 @@ def test_plain_chat_calls_make_the_general_records_in_call_order(clients, probe,
     assert {(r.input_tokens, r.output_tokens, r.cached_input_tokens, r.reasoning_tokens) for r in fast.records} \
         == {(1200, 300, 1024, 128)}
     # the fast path did it all: booked the first call (and each model switch) at once, deferred
-    # the others, booked the batch when it was full, read the usage inline
+    # the others, booked the batch when it was full, read the usage inline. In C, once that batch
+    # is booked (recorder._publish), a call of the model it booked is booked at once while nothing
+    # waits: 257-279 (281 is deferred, the batch was gpt-4o's; 283-298 too, the last was mini's)
+    in_c = hasattr(context.speedups, "PlainRequest")
+    booked_in_c = list(range(recorder.SETTLE_AT + 1, 280)) if in_c else []
     assert fast.counts["begin"] == 0
     assert fast.counts["started"] == len(at_once)
-    assert fast.counts["defer@" + PLAIN_FILE] == 300 - len(at_once)
+    assert fast.counts["defer@" + PLAIN_FILE] == 300 - len(at_once) - len(booked_in_c)
     assert by(fast.counts, "defer", GENERAL_FILES) == 0
     assert fast.counts["settle@" + PLAIN_FILE] == 1 and fast.counts["longest"] == recorder.SETTLE_AT
     assert by(fast.counts, "usage", {PLAIN_FILE, *GENERAL_FILES}) == 0
