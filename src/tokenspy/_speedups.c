@@ -410,6 +410,71 @@ rows_take(Rows *self, PyObject *arg)
     return out;
 }
 
+/* take_flat(n): the first n rows (all, if fewer) removed, their fields in one list, row after
+ * row: the parameters of the writer's INSERT, with no tuple made for a row kept as values */
+static PyObject *
+rows_take_flat(Rows *self, PyObject *arg)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t size = self->len - self->head;
+    if (n < 0 || n > size) {
+        n = n < 0 ? 0 : size;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *row = self->slots[self->head + i].row;
+        if (row != NULL && (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 20)) {
+            PyErr_SetString(PyExc_TypeError, "take_flat(): a queued item is not a row of 20 fields");
+            return NULL;
+        }
+    }
+    PyObject *out = PyList_New(n * 20);
+    if (out == NULL) {
+        return NULL;
+    }
+    PyObject **o = ((PyListObject *)out)->ob_item;
+    int failed = 0;
+    for (Py_ssize_t i = 0; i < n && !failed; i++, o += 20) {
+        RowSlot *s = &self->slots[self->head + i];
+        if (s->row != NULL) {
+            for (int k = 0; k < 20; k++) {
+                o[k] = Py_NewRef(PyTuple_GET_ITEM(s->row, k));
+            }
+            continue;
+        }
+        PyObject *v[20] = {
+            Py_NewRef(s->name), Py_NewRef(s->model), Py_NewRef(s->provider), PyLong_FromLongLong(s->tin),
+            PyLong_FromLongLong(s->tout), PyFloat_FromDouble(s->cost), PyFloat_FromDouble(s->dur),
+            PyFloat_FromDouble(s->ts), PyLong_FromLong(0), PyLong_FromLong(0), Py_NewRef(s->stack),
+            PyLong_FromLongLong(s->tcached), PyLong_FromLongLong(s->twrite), PyLong_FromLongLong(s->treason),
+            PyLong_FromLong(1), PyLong_FromLong(0), Py_NewRef(s->source), Py_NewRef(s->line), Py_NewRef(s->run_id),
+            PyLong_FromLong(0),
+        };
+        for (int k = 0; k < 20; k++) {
+            o[k] = v[k]; /* a NULL item is fine for the list's dealloc */
+            failed |= v[k] == NULL;
+        }
+    }
+    if (failed) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        RowSlot *s = &self->slots[self->head + i];
+        if (s->row != NULL) {
+            self->as_came--;
+        }
+        slot_release(s);
+    }
+    self->head += n;
+    if (self->head == self->len) {
+        self->head = self->len = 0;
+    }
+    return out;
+}
+
 /* put_back(rows): put rows taken before back in front, in their order (a write to retry) */
 static PyObject *
 rows_put_back(Rows *self, PyObject *arg)
@@ -487,6 +552,8 @@ static PySequenceMethods rows_as_sequence = {
 static PyMethodDef rows_methods[] = {
     {"append", (PyCFunction)rows_append_method, METH_O, "Append a row (or a CallRecord)."},
     {"take", (PyCFunction)rows_take, METH_O, "take(n): remove the first n rows and return them as a list."},
+    {"take_flat", (PyCFunction)rows_take_flat, METH_O,
+     "take_flat(n): remove the first n rows and return their fields in one list, row after row."},
     {"put_back", (PyCFunction)rows_put_back, METH_O, "put_back(rows): put taken rows back in front."},
     {"clear", (PyCFunction)rows_clear_method, METH_NOARGS, "Remove every row."},
     {NULL, NULL, 0, NULL},

@@ -97,6 +97,7 @@ _ROW_SQL = ", ".join("NULLIF(?, 0)" if i in ROW_NULLABLE else "?" for i in range
 # ~1,400 GIL hand-offs to write one second of calls through the SDK; 1,024 rows a statement make
 # a few. Chunks are powers of two, so that a handful of statements are ever prepared.
 _CHUNK = 1024
+_WIDTH = len(_ROW_COLUMNS)  # fields of a row
 _STATEMENT_SIZES = frozenset(1 << i for i in range(_CHUNK.bit_length()))
 
 
@@ -346,18 +347,24 @@ def _rows(records: Iterable[CallRecord | tuple[object, ...]]) -> list[tuple[obje
 
 def _insert_all(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
     """Insert ``rows`` (tokenspy.record rows); call inside a transaction."""
-    start, end = 0, len(rows)
+    _insert_fields(conn, list(_chain(rows)))
+
+
+def _insert_fields(conn: sqlite3.Connection, fields: list[object]) -> None:
+    """Insert rows given as their fields, row after row (see _take); call inside a transaction."""
+    start, end = 0, len(fields) // _WIDTH
     while start < end:
         n = min(end - start, _CHUNK)
         n = 1 << (n.bit_length() - 1)  # the largest power of two not above
-        _insert_chunk(conn, rows[start:start + n])
+        _insert_chunk(conn, fields, start, n)
         start += n
 
 
-def _insert_chunk(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
-    params: list[object] = [_take_uids(len(rows))]
-    params.extend(_chain(rows))
-    conn.execute(_insert(len(rows)), params)
+def _insert_chunk(conn: sqlite3.Connection, fields: list[object], start: int, n: int) -> None:
+    """Insert rows ``start`` to ``start + n`` of ``fields`` in one statement."""
+    params: list[object] = [_take_uids(n)]
+    params += fields[start * _WIDTH:(start + n) * _WIDTH]
+    conn.execute(_insert(n), params)
 
 
 _chain = itertools.chain.from_iterable
@@ -395,18 +402,22 @@ def _new_queue() -> Any:
     return rows() if rows is not None else deque()
 
 
-def _take(q: Any, n: int) -> list[tuple[object, ...]]:
+def _take(q: Any, n: int) -> list[object]:
+    """The first ``n`` queued rows, removed, as their fields row after row: the parameters of the
+    INSERT, with no tuple made again for a row the Rows kept as its values."""
     if type(q) is deque:
         pop = q.popleft
-        return [pop() for _ in range(n)]
-    return q.take(n)  # type: ignore[no-any-return]
+        return list(_chain([pop() for _ in range(n)]))
+    return q.take_flat(n)  # type: ignore[no-any-return]
 
 
-def _put_back(q: Any, batch: list[tuple[object, ...]]) -> None:
+def _put_back(q: Any, fields: list[object]) -> None:
+    """Queue again, in front and in order, rows ``_take`` took (a write to retry)."""
+    rows = [tuple(fields[i:i + _WIDTH]) for i in range(0, len(fields), _WIDTH)]
     if type(q) is deque:
-        q.extendleft(reversed(batch))
+        q.extendleft(reversed(rows))
     else:
-        q.put_back(batch)
+        q.put_back(rows)
 
 
 class Store:
@@ -492,22 +503,23 @@ class Store:
             if periodic:
                 n = self._periodic_count(n)
             batch = _take(q, n)
+            rows = len(batch) // _WIDTH
             try:
                 if self._conn is None:
                     self._conn = open_writable(self.path, WRITE_TIMEOUT)
-                roll = final or self._unrolled + len(batch) >= ROLLUP_EVERY
-                if not roll and len(batch) in _STATEMENT_SIZES:
-                    _insert_chunk(self._conn, batch)  # its own transaction
+                roll = final or self._unrolled + rows >= ROLLUP_EVERY
+                if not roll and rows in _STATEMENT_SIZES:
+                    _insert_chunk(self._conn, batch, 0, rows)  # its own transaction
                 else:
                     with transaction(self._conn):
-                        _insert_all(self._conn, batch)
+                        _insert_fields(self._conn, batch)
                         if roll:
                             rollup.roll_up(self._conn)
-                self._unrolled = 0 if roll else self._unrolled + len(batch)
+                self._unrolled = 0 if roll else self._unrolled + rows
             except (sqlite3.Error, OSError) as exc:
                 text = str(exc)
                 if isinstance(exc, sqlite3.OperationalError) and any(w in text for w in _RETRYABLE):
-                    if len(q) + len(batch) <= MAX_PENDING:
+                    if len(q) + rows <= MAX_PENDING:
                         _put_back(q, batch)
                     self._warn("locked", f"tokenspy: {self.path} is locked ({text}); will retry")
                 else:

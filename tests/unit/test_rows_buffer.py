@@ -92,8 +92,13 @@ def test_rows_as_a_queue_keep_the_order_of_a_deque(ops):
             model.append(arg)
         elif op == "take":
             n = max(0, min(arg, len(model)))
-            taken = got.take(arg)
             expected = [model.popleft() for _ in range(n)]
+            if arg % 2:
+                taken = got.take(arg)
+            else:  # the writer's way: the fields of the rows, row after row
+                fields = got.take_flat(arg)
+                taken = [tuple(fields[i:i + 20]) for i in range(0, len(fields), 20)]
+                assert len(fields) == 20 * n
             assert all(same(a, b) for a, b in zip(expected, taken, strict=True))
         else:  # a failed write puts back what it took
             got.put_back(taken[:arg])
@@ -140,3 +145,8 @@ def test_rows_take_no_arguments_and_reject_bad_ones():
         Rows().take("3")
     with pytest.raises(TypeError):
         Rows().put_back(3)
+    odd = Rows()
+    odd.append(("not", "a row"))
+    with pytest.raises(TypeError):
+        odd.take_flat(1)
+    assert len(odd) == 1  # nothing taken
