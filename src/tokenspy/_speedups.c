@@ -475,6 +475,71 @@ rows_take_flat(Rows *self, PyObject *arg)
     return out;
 }
 
+/* take_uniform(n): the first n rows (all, if fewer), removed, when each is kept as its values
+ * and they share their strings and line (one call site, model and run: an app's usual batch),
+ * as (name, model, provider, stack, source, line, run_id) and a list of the rest of their
+ * values, row after row (tin, tout, cost, duration, ts, cached, write, reasoning): the writer
+ * binds the shared ones once a statement. None, taking nothing, when they do not. */
+static PyObject *
+rows_take_uniform(Rows *self, PyObject *arg)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t size = self->len - self->head;
+    if (n < 0 || n > size) {
+        n = n < 0 ? 0 : size;
+    }
+    if (n == 0) {
+        Py_RETURN_NONE;
+    }
+    RowSlot *a = &self->slots[self->head];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        RowSlot *b = &self->slots[self->head + i];
+        if (b->row != NULL || b->name != a->name || b->model != a->model || b->provider != a->provider
+                || b->stack != a->stack || b->source != a->source || b->line != a->line || b->run_id != a->run_id) {
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *shared = PyTuple_Pack(7, a->name, a->model, a->provider, a->stack, a->source, a->line, a->run_id);
+    PyObject *values = shared != NULL ? PyList_New(n * 8) : NULL;
+    if (values == NULL) {
+        Py_XDECREF(shared);
+        return NULL;
+    }
+    PyObject **o = ((PyListObject *)values)->ob_item;
+    int failed = 0;
+    for (Py_ssize_t i = 0; i < n; i++, o += 8) {
+        RowSlot *b = &self->slots[self->head + i];
+        o[0] = PyLong_FromLongLong(b->tin);
+        o[1] = PyLong_FromLongLong(b->tout);
+        o[2] = PyFloat_FromDouble(b->cost);
+        o[3] = PyFloat_FromDouble(b->dur);
+        o[4] = PyFloat_FromDouble(b->ts);
+        o[5] = PyLong_FromLongLong(b->tcached);
+        o[6] = PyLong_FromLongLong(b->twrite);
+        o[7] = PyLong_FromLongLong(b->treason);
+        for (int k = 0; k < 8; k++) {
+            failed |= o[k] == NULL;
+        }
+    }
+    PyObject *out = failed ? NULL : PyTuple_Pack(2, shared, values);
+    Py_DECREF(shared);
+    Py_DECREF(values);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        slot_release(&self->slots[self->head + i]);
+    }
+    self->head += n;
+    if (self->head == self->len) {
+        self->head = self->len = 0;
+    }
+    return out;
+}
+
 /* put_back(rows): put rows taken before back in front, in their order (a write to retry) */
 static PyObject *
 rows_put_back(Rows *self, PyObject *arg)
@@ -552,6 +617,9 @@ static PySequenceMethods rows_as_sequence = {
 static PyMethodDef rows_methods[] = {
     {"append", (PyCFunction)rows_append_method, METH_O, "Append a row (or a CallRecord)."},
     {"take", (PyCFunction)rows_take, METH_O, "take(n): remove the first n rows and return them as a list."},
+    {"take_uniform", (PyCFunction)rows_take_uniform, METH_O,
+     "take_uniform(n): the first n rows as (shared strings and line, their other values), removed, "
+     "when they share those; else None."},
     {"take_flat", (PyCFunction)rows_take_flat, METH_O,
      "take_flat(n): remove the first n rows and return their fields in one list, row after row."},
     {"put_back", (PyCFunction)rows_put_back, METH_O, "put_back(rows): put taken rows back in front."},

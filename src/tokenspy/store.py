@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tokenspy import context as _context
 from tokenspy import record as _record
@@ -135,6 +135,70 @@ def _insert(rows: int) -> str:
         f"INSERT INTO llm_calls (call_uid, {', '.join(_ROW_COLUMNS)}) VALUES {values}"
     )
     return sql
+
+
+# A batch of one call site (tokenspy._speedups.Rows.take_uniform): the fields its rows share are
+# parameters 2-8, bound once a statement, and each row binds its eight numbers. Binding is done
+# by the writer holding the GIL, ~65 ns a string (SQLite copies it under its mutex): about half of
+# the writer's GIL time goes to the strings and constants every row of such a batch repeats.
+_SHARED = ("function_name", "model", "provider", "call_stack", "source_file", "source_line", "run_id")
+_NUMBERS = ("input_tokens", "output_tokens", "cost_usd", "duration_ms", "timestamp",
+            "cached_input_tokens", "cache_write_tokens", "reasoning_tokens")
+_CONSTANT = {"session_id": "NULL", "git_commit": "NULL", "priced": "1", "test_id": "NULL", "project": "NULL"}
+_insert_uniform_sql: dict[tuple[str, int], str] = {}
+
+
+def _insert_uniform(rows: int) -> str:
+    """The INSERT of ``rows`` rows of a uniform batch (see above); every parameter numbered."""
+    key = (_PROCESS_UID, rows)
+    try:
+        return _insert_uniform_sql[key]
+    except KeyError:
+        pass
+    values = []
+    for i in range(rows):
+        base = 1 + len(_SHARED) + i * len(_NUMBERS)
+        field = {name: f"?{2 + k}" for k, name in enumerate(_SHARED)}
+        field.update({name: f"?{base + 1 + k}" for k, name in enumerate(_NUMBERS)})
+        field.update(_CONSTANT)
+        values.append(f"('{_PROCESS_UID}-' || (?1 + {i}), " + ", ".join(field[c] for c in _ROW_COLUMNS) + ")")
+    sql = _insert_uniform_sql[key] = (
+        f"INSERT INTO llm_calls (call_uid, {', '.join(_ROW_COLUMNS)}) VALUES {', '.join(values)}"
+    )
+    return sql
+
+
+class _Batch(NamedTuple):
+    """Rows taken from a queue: ``values`` their fields row after row (``shared`` None), or for a
+    uniform batch the fields they share and their numbers row after row."""
+
+    rows: int
+    values: list[object]
+    shared: tuple[object, ...] | None = None
+
+    def chunk(self, start: int, n: int) -> tuple[str, list[object]]:
+        """The statement and parameters inserting rows ``start`` to ``start + n``."""
+        if self.shared is None:
+            params: list[object] = [_take_uids(n)]
+            params += self.values[start * _WIDTH:(start + n) * _WIDTH]
+            return _insert(n), params
+        width = len(_NUMBERS)
+        params = [_take_uids(n), *self.shared]
+        params += self.values[start * width:(start + n) * width]
+        return _insert_uniform(n), params
+
+    def as_rows(self) -> list[tuple[object, ...]]:
+        """The rows again (tokenspy.record), to queue them anew."""
+        if self.shared is None:
+            return [tuple(self.values[i:i + _WIDTH]) for i in range(0, len(self.values), _WIDTH)]
+        name, model, provider, stack, source, line, run_id = self.shared
+        width = len(_NUMBERS)
+        out = []
+        for i in range(0, len(self.values), width):
+            tin, tout, cost, dur, ts, cached, write, reasoning = self.values[i:i + width]
+            out.append((name, model, provider, tin, tout, cost, dur, ts, 0, 0, stack, cached, write, reasoning,
+                        1, 0, source, line, run_id, 0))
+        return out
 
 
 class DBError(Exception):
@@ -347,24 +411,21 @@ def _rows(records: Iterable[CallRecord | tuple[object, ...]]) -> list[tuple[obje
 
 def _insert_all(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
     """Insert ``rows`` (tokenspy.record rows); call inside a transaction."""
-    _insert_fields(conn, list(_chain(rows)))
+    _insert_batch(conn, _Batch(len(rows), list(_chain(rows))))
 
 
-def _insert_fields(conn: sqlite3.Connection, fields: list[object]) -> None:
-    """Insert rows given as their fields, row after row (see _take); call inside a transaction."""
-    start, end = 0, len(fields) // _WIDTH
+def _insert_batch(conn: sqlite3.Connection, batch: _Batch) -> None:
+    """Insert a batch in statements of a power of two rows; call inside a transaction."""
+    start, end = 0, batch.rows
     while start < end:
         n = min(end - start, _CHUNK)
         n = 1 << (n.bit_length() - 1)  # the largest power of two not above
-        _insert_chunk(conn, fields, start, n)
+        _insert_chunk(conn, batch, start, n)
         start += n
 
 
-def _insert_chunk(conn: sqlite3.Connection, fields: list[object], start: int, n: int) -> None:
-    """Insert rows ``start`` to ``start + n`` of ``fields`` in one statement."""
-    params: list[object] = [_take_uids(n)]
-    params += fields[start * _WIDTH:(start + n) * _WIDTH]
-    conn.execute(_insert(n), params)
+def _insert_chunk(conn: sqlite3.Connection, batch: _Batch, start: int, n: int) -> None:
+    conn.execute(*batch.chunk(start, n))
 
 
 _chain = itertools.chain.from_iterable
@@ -402,18 +463,24 @@ def _new_queue() -> Any:
     return rows() if rows is not None else deque()
 
 
-def _take(q: Any, n: int) -> list[object]:
-    """The first ``n`` queued rows, removed, as their fields row after row: the parameters of the
-    INSERT, with no tuple made again for a row the Rows kept as its values."""
+def _take(q: Any, n: int) -> _Batch:
+    """The first ``n`` queued rows, removed: as a uniform batch when they are one, else as their
+    fields row after row (no tuple made again for a row the Rows kept as its values)."""
     if type(q) is deque:
         pop = q.popleft
-        return list(_chain([pop() for _ in range(n)]))
-    return q.take_flat(n)  # type: ignore[no-any-return]
+        rows = [pop() for _ in range(n)]
+        return _Batch(len(rows), list(_chain(rows)))
+    uniform = q.take_uniform(n)
+    if uniform is not None:
+        shared, values = uniform
+        return _Batch(len(values) // len(_NUMBERS), values, shared)
+    values = q.take_flat(n)
+    return _Batch(len(values) // _WIDTH, values)
 
 
-def _put_back(q: Any, fields: list[object]) -> None:
-    """Queue again, in front and in order, rows ``_take`` took (a write to retry)."""
-    rows = [tuple(fields[i:i + _WIDTH]) for i in range(0, len(fields), _WIDTH)]
+def _put_back(q: Any, batch: _Batch) -> None:
+    """Queue again, in front and in order, the rows ``_take`` took (a write to retry)."""
+    rows = batch.as_rows()
     if type(q) is deque:
         q.extendleft(reversed(rows))
     else:
@@ -503,7 +570,7 @@ class Store:
             if periodic:
                 n = self._periodic_count(n)
             batch = _take(q, n)
-            rows = len(batch) // _WIDTH
+            rows = batch.rows
             try:
                 if self._conn is None:
                     self._conn = open_writable(self.path, WRITE_TIMEOUT)
@@ -512,7 +579,7 @@ class Store:
                     _insert_chunk(self._conn, batch, 0, rows)  # its own transaction
                 else:
                     with transaction(self._conn):
-                        _insert_fields(self._conn, batch)
+                        _insert_batch(self._conn, batch)
                         if roll:
                             rollup.roll_up(self._conn)
                 self._unrolled = 0 if roll else self._unrolled + rows
