@@ -475,6 +475,60 @@ rows_take_flat(Rows *self, PyObject *arg)
     return out;
 }
 
+/* column(k): field k of every row, in order (an item that is not a 20-field row: the item) */
+static PyObject *
+rows_column(Rows *self, PyObject *arg)
+{
+    Py_ssize_t k = PyLong_AsSsize_t(arg);
+    if (k == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (k < 0 || k >= 20) {
+        PyErr_SetString(PyExc_IndexError, "column(): a row has fields 0 to 19");
+        return NULL;
+    }
+    Py_ssize_t n = self->len - self->head;
+    PyObject *out = PyList_New(n);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        RowSlot *s = &self->slots[self->head + i];
+        PyObject *v;
+        if (s->row != NULL) {
+            v = PyTuple_CheckExact(s->row) && PyTuple_GET_SIZE(s->row) == 20 ? PyTuple_GET_ITEM(s->row, k) : s->row;
+            Py_INCREF(v);
+        }
+        else {
+            switch (k) {
+            case 0: v = Py_NewRef(s->name); break;
+            case 1: v = Py_NewRef(s->model); break;
+            case 2: v = Py_NewRef(s->provider); break;
+            case 3: v = PyLong_FromLongLong(s->tin); break;
+            case 4: v = PyLong_FromLongLong(s->tout); break;
+            case 5: v = PyFloat_FromDouble(s->cost); break;
+            case 6: v = PyFloat_FromDouble(s->dur); break;
+            case 7: v = PyFloat_FromDouble(s->ts); break;
+            case 10: v = Py_NewRef(s->stack); break;
+            case 11: v = PyLong_FromLongLong(s->tcached); break;
+            case 12: v = PyLong_FromLongLong(s->twrite); break;
+            case 13: v = PyLong_FromLongLong(s->treason); break;
+            case 14: v = PyLong_FromLong(1); break;
+            case 16: v = Py_NewRef(s->source); break;
+            case 17: v = Py_NewRef(s->line); break;
+            case 18: v = Py_NewRef(s->run_id); break;
+            default: v = PyLong_FromLong(0); break; /* session, git, test, project */
+            }
+            if (v == NULL) {
+                Py_DECREF(out);
+                return NULL;
+            }
+        }
+        PyList_SET_ITEM(out, i, v);
+    }
+    return out;
+}
+
 /* take_uniform(n): the first n rows (all, if fewer), removed, when each is kept as its values
  * and they share their strings and line (one call site, model and run: an app's usual batch),
  * as (name, model, provider, stack, source, line, run_id) and a list of the rest of their
@@ -617,6 +671,8 @@ static PySequenceMethods rows_as_sequence = {
 static PyMethodDef rows_methods[] = {
     {"append", (PyCFunction)rows_append_method, METH_O, "Append a row (or a CallRecord)."},
     {"take", (PyCFunction)rows_take, METH_O, "take(n): remove the first n rows and return them as a list."},
+    {"column", (PyCFunction)rows_column, METH_O,
+     "column(k): field k of every row, in order (an item that is not a row: the item itself)."},
     {"take_uniform", (PyCFunction)rows_take_uniform, METH_O,
      "take_uniform(n): the first n rows as (shared strings and line, their other values), removed, "
      "when they share those; else None."},

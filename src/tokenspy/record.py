@@ -147,10 +147,19 @@ def as_records(items: list[Any]) -> list[CallRecord]:
 
 
 def total_cost(items: list[Any]) -> float:
+    column = getattr(items, "column", None)  # a Rows: the one field, no row made again
+    if column is not None:
+        return sum(v.cost_usd if type(v) is CallRecord else v for v in column(ROW_COST))
     return sum(r[ROW_COST] if type(r) is tuple else r.cost_usd for r in list(items))
 
 
 def total_tokens(items: list[Any]) -> int:
+    column = getattr(items, "column", None)
+    if column is not None:
+        return sum(
+            a.input_tokens + a.output_tokens if type(a) is CallRecord else a + b
+            for a, b in zip(column(ROW_INPUT), column(ROW_OUTPUT), strict=False)  # as long as both
+        )
     return sum(
         r[ROW_INPUT] + r[ROW_OUTPUT] if type(r) is tuple else r.input_tokens + r.output_tokens
         for r in list(items)
@@ -161,9 +170,11 @@ def total_tokens(items: list[Any]) -> int:
 #
 # The recorder books a plain call (no budget, no collector, a model it has priced before) later
 # and in batches: ``recorder.finish`` puts the call on ``pending`` and ``recorder.settle`` makes
-# its row, prices it and hands it to its tracker, store and sessions. Work done in a batch runs
-# several times faster than the same work done between two SDK calls, whose data has evicted
-# ours from the CPU caches. Whoever reads what the recorder wrote calls ``settle()`` first.
+# its row, prices it and hands it to its tracker, store and sessions. In Python, work done in a
+# batch runs several times faster than the same work done between two SDK calls, whose data has
+# evicted ours from the CPU caches. (The C request books such a call at once instead, once a
+# batch has shown it how: see recorder._publish.) Whoever reads what the recorder wrote calls
+# ``settle()`` first.
 pending: deque[Any] = deque()
 settler: Callable[[], None] | None = None  # recorder.settle, set when the recorder is imported
 unpublish: Callable[[], None] | None = None  # recorder._unpublish, likewise

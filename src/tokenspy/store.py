@@ -1,12 +1,12 @@
 """SQLite persistence: versioned schema, a batched background writer, read-only readers.
 
-Writes never happen on the caller's thread: ``Store.add`` appends to a deque and a writer thread
-inserts in batches (one transaction each), so an intercepted call pays well under a microsecond
-for persistence. Several processes may write one file at once (WAL, busy timeout, BEGIN
-IMMEDIATE). Writers also roll their rows up for ``tokenspy diff`` (``tokenspy.rollup``) in the
-transaction of their inserts: ``write_records`` every time, the background writer every
-ROLLUP_EVERY rows and at close. Readers open the file so that it is never written or created
-(see ``open_readonly``).
+Writes never happen on the caller's thread: ``Store.add`` appends to a queue (a deque, or the
+C ``Rows``, which keeps the common row as its values) and a writer thread inserts in batches (one
+transaction each), so an intercepted call pays well under a microsecond for persistence. Several
+processes may write one file at once (WAL, busy timeout, BEGIN IMMEDIATE). Writers also roll
+their rows up for ``tokenspy diff`` (``tokenspy.rollup``) in the transaction of their inserts:
+``write_records`` every time, the background writer every ROLLUP_EVERY rows and at close.
+Readers open the file so that it is never written or created (see ``open_readonly``).
 """
 
 from __future__ import annotations
@@ -82,8 +82,8 @@ UID_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS llm_calls_uid ON llm_calls(call_u
 # int/float/str/bytes directly; a bool would take its adaptation path (see
 # _bind_without_adaptation for None). The uid is made by SQLite from a per-process prefix (a
 # literal of the statement) and a sequence number: one parameter a statement, ``?1``, plus the
-# row's place in it, so the parameters of a batch are its rows chained, with no per-row work in
-# Python while the writer holds the GIL.
+# row's place in it, so the parameters of a batch are its rows' fields in a row, with no per-row
+# work in Python while the writer holds the GIL (see also _insert_uniform).
 _ROW_COLUMNS = (
     "function_name", "model", "provider", "input_tokens", "output_tokens", "cost_usd",
     "duration_ms", "timestamp", "session_id", "git_commit", "call_stack", "cached_input_tokens",

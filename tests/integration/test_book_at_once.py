@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -45,6 +46,15 @@ def pending(monkeypatch, active):
     q = CountingDeque()
     monkeypatch.setattr(record, "pending", q)
     monkeypatch.setattr(recorder, "_pending", q)
+    # only this test's thread books what is pending: the timer of a writer thread another test
+    # left running would book a batch (and so publish) at a moment these tests do not choose
+    settler = record.settler
+
+    def settle_here() -> None:
+        if threading.current_thread() is threading.main_thread() and settler is not None:
+            settler()
+
+    monkeypatch.setattr(record, "settler", settle_here)
     interceptor.deactivate()
     interceptor.activate()
     yield q
@@ -204,3 +214,34 @@ def test_a_fresh_process_books_its_first_batch_the_fast_way(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "TOKENSPY_PURE_PYTHON": ""}).stdout.split()
     assert out == ["True", "True", "0", str(recorder.SETTLE_AT + 20)]
+
+
+@pytest.mark.parametrize("state", [("not", "a", "state"), tuple(range(10)), None])
+def test_a_state_it_cannot_use_defers_the_call_and_loses_nothing(client, pending, state, recwarn):
+    tracker = Tracker()
+    set_global_tracker(tracker)
+    try:
+        calls(client, recorder.SETTLE_AT + 1)
+        assert recorder._c_book is not None
+        recorder._c_book = state
+        before = pending.appended
+        calls(client, 5)
+        assert pending.appended == before + 5  # deferred, as without the C booking
+        assert tracker.total_calls() == recorder.SETTLE_AT + 6
+        assert not [w for w in recwarn if "tokenspy" in str(w.message)]
+    finally:
+        tracker.close()
+
+
+def test_a_list_for_rows_gets_the_same_rows_as_tuples(client, pending):
+    tracker = Tracker()
+    set_global_tracker(tracker)
+    try:
+        calls(client, recorder.SETTLE_AT + 1)
+        tracker._records = rows = list(tracker._records)  # as where the Rows type is not built
+        recorder._c_book = (rows, *recorder._c_book[1:])
+        calls(client, 3)
+        assert len(rows) == recorder.SETTLE_AT + 4 and type(rows[-1]) is tuple
+        assert same_call(record.from_row(rows[-1]), record.from_row(rows[0]))
+    finally:
+        tracker.close()

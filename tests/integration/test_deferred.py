@@ -54,6 +54,10 @@ def counted(monkeypatch, active):
     pending = CountingDeque()
     monkeypatch.setattr(record, "pending", pending)
     monkeypatch.setattr(recorder, "_pending", pending)
+    # the deferral is what these tests are about: the C request never books at once here (else a
+    # batch booked by any writer thread's tick would make it, test_book_at_once.py)
+    monkeypatch.setattr(recorder, "_publish", lambda *args: None)
+    monkeypatch.setattr(recorder, "_c_book", None)
     # the patches take the deque when they are made (interceptor.openai_plain): made again
     interceptor.deactivate()
     interceptor.activate()

@@ -78,6 +78,9 @@ def test_rows_give_back_what_was_appended(appended):
         assert same(appended[-1], got[-1]) and same(appended[0], got[-len(appended)])
     with pytest.raises(IndexError):
         got[len(appended)]
+    for k in (0, 3, 5, 8, 14, 17, 19):  # a field of every row, as the totals read it
+        for a, b in zip(appended, got.column(k), strict=True):
+            assert bits(a[k]) == bits(b) if type(a) is tuple and len(a) == 20 else a is b
 
 
 @settings(max_examples=200, deadline=None)
@@ -150,3 +153,17 @@ def test_rows_take_no_arguments_and_reject_bad_ones():
     with pytest.raises(TypeError):
         odd.take_flat(1)
     assert len(odd) == 1  # nothing taken
+
+
+def test_totals_of_rows_are_those_of_a_list():
+    from tokenspy import record
+
+    items = [PLAIN, (*PLAIN[:8], 5, *PLAIN[9:]), CallRecord("f", "m", "p", 7, 8, 0.25, 1.0, 0.0),
+             (*PLAIN[:3], 10**15, 3, 0.1, *PLAIN[6:])] * 50
+    got = Rows()
+    for item in items:
+        got.append(item)
+    assert record.total_cost(got) == record.total_cost(items)
+    assert record.total_tokens(got) == record.total_tokens(items)
+    with pytest.raises(IndexError):
+        got.column(20)

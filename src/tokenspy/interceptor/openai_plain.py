@@ -10,7 +10,8 @@ evicted them from the CPU caches, so each extra function and object is paid for 
 misses. Here the same steps run inline: the caller walk, the clock reads, the usage read, and
 the call noted for the next batch (``recorder.finish``'s deferral) or booked at once. Where
 tokenspy._speedups is built (CPython 3.11) the request itself is its C ``PlainRequest``, which
-does the common case and calls ``after`` below for the rest, as the Python request does.
+does the common case and calls ``after`` below for the rest, as the Python request does; once a
+batch is booked it books such a call at once rather than noting it (recorder._publish).
 
 Whatever is not such a call, or looks unexpected, goes the general way, and the records are
 the same either way (tests/integration/test_plain_path.py compares them field by field).
