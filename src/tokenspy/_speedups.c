@@ -65,9 +65,9 @@ untrack_atomic(PyObject *t)
     return 1;
 }
 
-/* an exact int in the range where int -> double is exact, as a C value; 0 if not one */
+/* an exact int that fits a long long, as a C value; 0 if not one (no error set) */
 static inline int
-small_int(PyObject *o, long long *out)
+exact_ll(PyObject *o, long long *out)
 {
     if (!PyLong_CheckExact(o)) {
         return 0;
@@ -78,11 +78,15 @@ small_int(PyObject *o, long long *out)
         PyErr_Clear();
         return 0;
     }
-    if (v > (1LL << 53) || v < -(1LL << 53)) {
-        return 0;
-    }
     *out = v;
     return 1;
+}
+
+/* an exact int in the range where int -> double is exact, as a C value; 0 if not one */
+static inline int
+small_int(PyObject *o, long long *out)
+{
+    return exact_ll(o, out) && *out <= (1LL << 53) && *out >= -(1LL << 53);
 }
 
 /* Token counts (tin, tout, tcached, twrite, treason, twrite1h) the fast booking takes as they
@@ -156,22 +160,6 @@ typedef struct {
 } Rows;
 
 static PyTypeObject RowsType;
-
-static inline int
-exact_ll(PyObject *o, long long *out)
-{
-    if (!PyLong_CheckExact(o)) {
-        return 0;
-    }
-    int overflow = 0;
-    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
-    if (overflow || (v == -1 && PyErr_Occurred())) {
-        PyErr_Clear();
-        return 0;
-    }
-    *out = v;
-    return 1;
-}
 
 static inline int
 exact_zero(PyObject *o)
@@ -279,6 +267,44 @@ rows_length(Rows *self)
     return self->len - self->head;
 }
 
+/* field k of a slot kept as values, a new reference (the row's form: see rows_append) */
+static PyObject *
+slot_field(const RowSlot *s, int k)
+{
+    switch (k) {
+    case 0: return Py_NewRef(s->name);
+    case 1: return Py_NewRef(s->model);
+    case 2: return Py_NewRef(s->provider);
+    case 3: return PyLong_FromLongLong(s->tin);
+    case 4: return PyLong_FromLongLong(s->tout);
+    case 5: return PyFloat_FromDouble(s->cost);
+    case 6: return PyFloat_FromDouble(s->dur);
+    case 7: return PyFloat_FromDouble(s->ts);
+    case 10: return Py_NewRef(s->stack);
+    case 11: return PyLong_FromLongLong(s->tcached);
+    case 12: return PyLong_FromLongLong(s->twrite);
+    case 13: return PyLong_FromLongLong(s->treason);
+    case 14: return PyLong_FromLong(1); /* priced */
+    case 16: return Py_NewRef(s->source);
+    case 17: return Py_NewRef(s->line);
+    case 18: return Py_NewRef(s->run_id);
+    default: return PyLong_FromLong(0); /* session, git, test, project: None in a row */
+    }
+}
+
+/* the 20 fields of a slot kept as values into out[0:20] (new references); -1 if one failed
+ * (the others are set, NULL where they failed: the caller's list or tuple frees them) */
+static int
+slot_fields(const RowSlot *s, PyObject **out)
+{
+    int failed = 0;
+    for (int k = 0; k < 20; k++) {
+        out[k] = slot_field(s, k);
+        failed |= out[k] == NULL;
+    }
+    return failed ? -1 : 0;
+}
+
 static PyObject *
 rows_item(Rows *self, Py_ssize_t i)
 {
@@ -294,22 +320,7 @@ rows_item(Rows *self, Py_ssize_t i)
     if (row == NULL) {
         return NULL;
     }
-    PyObject *v[20] = {
-        Py_NewRef(s->name), Py_NewRef(s->model), Py_NewRef(s->provider), PyLong_FromLongLong(s->tin),
-        PyLong_FromLongLong(s->tout), PyFloat_FromDouble(s->cost), PyFloat_FromDouble(s->dur),
-        PyFloat_FromDouble(s->ts), PyLong_FromLong(0), PyLong_FromLong(0), Py_NewRef(s->stack),
-        PyLong_FromLongLong(s->tcached), PyLong_FromLongLong(s->twrite), PyLong_FromLongLong(s->treason),
-        PyLong_FromLong(1), PyLong_FromLong(0), Py_NewRef(s->source), Py_NewRef(s->line), Py_NewRef(s->run_id),
-        PyLong_FromLong(0),
-    };
-    int failed = 0;
-    for (int k = 0; k < 20; k++) {
-        if (v[k] == NULL) {
-            failed = 1;
-        }
-        PyTuple_SET_ITEM(row, k, v[k]); /* NULL items are fine for the tuple's dealloc */
-    }
-    if (failed) {
+    if (slot_fields(s, ((PyTupleObject *)row)->ob_item) < 0) {
         Py_DECREF(row);
         return NULL;
     }
@@ -372,17 +383,42 @@ rows_release(Rows *self)
     PyMem_Free(slots);
 }
 
-/* take(n): the first n rows (all, if fewer) as a list, removed (a queue's popleft) */
-static PyObject *
-rows_take(Rows *self, PyObject *arg)
+/* n of take(n) and its kind: how many rows it takes (all, if fewer; none, if negative), or -1 */
+static Py_ssize_t
+take_count(Rows *self, PyObject *arg)
 {
     Py_ssize_t n = PyLong_AsSsize_t(arg);
     if (n == -1 && PyErr_Occurred()) {
-        return NULL;
+        return -1;
     }
     Py_ssize_t size = self->len - self->head;
-    if (n < 0 || n > size) {
-        n = n < 0 ? 0 : size;
+    return n < 0 ? 0 : (n > size ? size : n);
+}
+
+/* remove the first n rows (after they were read) */
+static void
+drop_front(Rows *self, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        RowSlot *s = &self->slots[self->head + i];
+        if (s->row != NULL) {
+            self->as_came--;
+        }
+        slot_release(s);
+    }
+    self->head += n;
+    if (self->head == self->len) {
+        self->head = self->len = 0;
+    }
+}
+
+/* take(n): the first n rows as a list, removed (a queue's popleft) */
+static PyObject *
+rows_take(Rows *self, PyObject *arg)
+{
+    Py_ssize_t n = take_count(self, arg);
+    if (n < 0) {
+        return NULL;
     }
     PyObject *out = PyList_New(n);
     if (out == NULL) {
@@ -396,32 +432,18 @@ rows_take(Rows *self, PyObject *arg)
         }
         PyList_SET_ITEM(out, i, row);
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        RowSlot *s = &self->slots[self->head + i];
-        if (s->row != NULL) {
-            self->as_came--;
-        }
-        slot_release(s);
-    }
-    self->head += n;
-    if (self->head == self->len) {
-        self->head = self->len = 0;
-    }
+    drop_front(self, n);
     return out;
 }
 
-/* take_flat(n): the first n rows (all, if fewer) removed, their fields in one list, row after
- * row: the parameters of the writer's INSERT, with no tuple made for a row kept as values */
+/* take_flat(n): the first n rows removed, their fields in one list, row after row: the
+ * parameters of the writer's INSERT, with no tuple made for a row kept as values */
 static PyObject *
 rows_take_flat(Rows *self, PyObject *arg)
 {
-    Py_ssize_t n = PyLong_AsSsize_t(arg);
-    if (n == -1 && PyErr_Occurred()) {
+    Py_ssize_t n = take_count(self, arg);
+    if (n < 0) {
         return NULL;
-    }
-    Py_ssize_t size = self->len - self->head;
-    if (n < 0 || n > size) {
-        n = n < 0 ? 0 : size;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *row = self->slots[self->head + i].row;
@@ -435,43 +457,20 @@ rows_take_flat(Rows *self, PyObject *arg)
         return NULL;
     }
     PyObject **o = ((PyListObject *)out)->ob_item;
-    int failed = 0;
-    for (Py_ssize_t i = 0; i < n && !failed; i++, o += 20) {
+    for (Py_ssize_t i = 0; i < n; i++, o += 20) {
         RowSlot *s = &self->slots[self->head + i];
-        if (s->row != NULL) {
-            for (int k = 0; k < 20; k++) {
-                o[k] = Py_NewRef(PyTuple_GET_ITEM(s->row, k));
+        if (s->row == NULL) {
+            if (slot_fields(s, o) < 0) {
+                Py_DECREF(out);
+                return NULL;
             }
             continue;
         }
-        PyObject *v[20] = {
-            Py_NewRef(s->name), Py_NewRef(s->model), Py_NewRef(s->provider), PyLong_FromLongLong(s->tin),
-            PyLong_FromLongLong(s->tout), PyFloat_FromDouble(s->cost), PyFloat_FromDouble(s->dur),
-            PyFloat_FromDouble(s->ts), PyLong_FromLong(0), PyLong_FromLong(0), Py_NewRef(s->stack),
-            PyLong_FromLongLong(s->tcached), PyLong_FromLongLong(s->twrite), PyLong_FromLongLong(s->treason),
-            PyLong_FromLong(1), PyLong_FromLong(0), Py_NewRef(s->source), Py_NewRef(s->line), Py_NewRef(s->run_id),
-            PyLong_FromLong(0),
-        };
         for (int k = 0; k < 20; k++) {
-            o[k] = v[k]; /* a NULL item is fine for the list's dealloc */
-            failed |= v[k] == NULL;
+            o[k] = Py_NewRef(PyTuple_GET_ITEM(s->row, k));
         }
     }
-    if (failed) {
-        Py_DECREF(out);
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        RowSlot *s = &self->slots[self->head + i];
-        if (s->row != NULL) {
-            self->as_came--;
-        }
-        slot_release(s);
-    }
-    self->head += n;
-    if (self->head == self->len) {
-        self->head = self->len = 0;
-    }
+    drop_front(self, n);
     return out;
 }
 
@@ -494,59 +493,32 @@ rows_column(Rows *self, PyObject *arg)
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         RowSlot *s = &self->slots[self->head + i];
-        PyObject *v;
-        if (s->row != NULL) {
-            v = PyTuple_CheckExact(s->row) && PyTuple_GET_SIZE(s->row) == 20 ? PyTuple_GET_ITEM(s->row, k) : s->row;
-            Py_INCREF(v);
-        }
-        else {
-            switch (k) {
-            case 0: v = Py_NewRef(s->name); break;
-            case 1: v = Py_NewRef(s->model); break;
-            case 2: v = Py_NewRef(s->provider); break;
-            case 3: v = PyLong_FromLongLong(s->tin); break;
-            case 4: v = PyLong_FromLongLong(s->tout); break;
-            case 5: v = PyFloat_FromDouble(s->cost); break;
-            case 6: v = PyFloat_FromDouble(s->dur); break;
-            case 7: v = PyFloat_FromDouble(s->ts); break;
-            case 10: v = Py_NewRef(s->stack); break;
-            case 11: v = PyLong_FromLongLong(s->tcached); break;
-            case 12: v = PyLong_FromLongLong(s->twrite); break;
-            case 13: v = PyLong_FromLongLong(s->treason); break;
-            case 14: v = PyLong_FromLong(1); break;
-            case 16: v = Py_NewRef(s->source); break;
-            case 17: v = Py_NewRef(s->line); break;
-            case 18: v = Py_NewRef(s->run_id); break;
-            default: v = PyLong_FromLong(0); break; /* session, git, test, project */
-            }
-            if (v == NULL) {
-                Py_DECREF(out);
-                return NULL;
-            }
+        PyObject *v = s->row == NULL ? slot_field(s, (int)k)
+                      : Py_NewRef(PyTuple_CheckExact(s->row) && PyTuple_GET_SIZE(s->row) == 20
+                                  ? PyTuple_GET_ITEM(s->row, k) : s->row);
+        if (v == NULL) {
+            Py_DECREF(out);
+            return NULL;
         }
         PyList_SET_ITEM(out, i, v);
     }
     return out;
 }
 
-/* take_uniform(n): the first n rows (all, if fewer), removed, when each is kept as its values
- * and they share their strings and line (one call site, model and run: an app's usual batch),
- * as (name, model, provider, stack, source, line, run_id) and a list of the rest of their
- * values, row after row (tin, tout, cost, duration, ts, cached, write, reasoning): the writer
- * binds the shared ones once a statement. None, taking nothing, when they do not. */
+/* the fields of a row a uniform batch binds one by one (see take_uniform) */
+static const int UNIFORM_FIELDS[8] = {3, 4, 5, 6, 7, 11, 12, 13};
+
+/* take_uniform(n): the first n rows, removed, when each is kept as its values and they share
+ * their strings and line (one call site, model and run: an app's usual batch), as (name, model,
+ * provider, stack, source, line, run_id) and a list of the rest of their values, row after row
+ * (tin, tout, cost, duration, ts, cached, write, reasoning): the writer binds the shared ones
+ * once a statement. None, taking nothing, when they do not. */
 static PyObject *
 rows_take_uniform(Rows *self, PyObject *arg)
 {
-    Py_ssize_t n = PyLong_AsSsize_t(arg);
-    if (n == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    Py_ssize_t size = self->len - self->head;
-    if (n < 0 || n > size) {
-        n = n < 0 ? 0 : size;
-    }
-    if (n == 0) {
-        Py_RETURN_NONE;
+    Py_ssize_t n = take_count(self, arg);
+    if (n <= 0) {
+        return n < 0 ? NULL : Py_NewRef(Py_None);
     }
     RowSlot *a = &self->slots[self->head];
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -565,31 +537,16 @@ rows_take_uniform(Rows *self, PyObject *arg)
     PyObject **o = ((PyListObject *)values)->ob_item;
     int failed = 0;
     for (Py_ssize_t i = 0; i < n; i++, o += 8) {
-        RowSlot *b = &self->slots[self->head + i];
-        o[0] = PyLong_FromLongLong(b->tin);
-        o[1] = PyLong_FromLongLong(b->tout);
-        o[2] = PyFloat_FromDouble(b->cost);
-        o[3] = PyFloat_FromDouble(b->dur);
-        o[4] = PyFloat_FromDouble(b->ts);
-        o[5] = PyLong_FromLongLong(b->tcached);
-        o[6] = PyLong_FromLongLong(b->twrite);
-        o[7] = PyLong_FromLongLong(b->treason);
         for (int k = 0; k < 8; k++) {
+            o[k] = slot_field(&self->slots[self->head + i], UNIFORM_FIELDS[k]);
             failed |= o[k] == NULL;
         }
     }
     PyObject *out = failed ? NULL : PyTuple_Pack(2, shared, values);
     Py_DECREF(shared);
     Py_DECREF(values);
-    if (out == NULL) {
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        slot_release(&self->slots[self->head + i]);
-    }
-    self->head += n;
-    if (self->head == self->len) {
-        self->head = self->len = 0;
+    if (out != NULL) {
+        drop_front(self, n);
     }
     return out;
 }

@@ -16,13 +16,14 @@ import sys
 import textwrap
 import threading
 import time
-from collections import deque
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from test_deferred import CountingDeque
 
 from tokenspy import context, interceptor, record, recorder
-from tokenspy.tracker import Tracker, set_global_tracker
+from tokenspy.tracker import Tracker, get_global_tracker, set_global_tracker
 
 pytestmark = pytest.mark.skipif(not hasattr(context.speedups, "PlainRequest"),
                                 reason="the C request is built for CPython 3.11 only")
@@ -30,14 +31,6 @@ pytestmark = pytest.mark.skipif(not hasattr(context.speedups, "PlainRequest"),
 MSG = [{"role": "user", "content": "hi"}]
 TESTS = Path(__file__).resolve().parents[1]
 VARYING = ("timestamp", "duration_ms")  # the rest of a call's record is the same for every call here
-
-
-class CountingDeque(deque):
-    appended = 0
-
-    def append(self, item):
-        self.appended += 1
-        super().append(item)
 
 
 @pytest.fixture
@@ -69,6 +62,19 @@ def client(active):
     return openai_clients(Wire(keep=False))[0]
 
 
+@contextmanager
+def global_tracker(path: Path | None = None):
+    """A new global Tracker (persisting to ``path``) for the block; the previous one after it."""
+    before = get_global_tracker()
+    tracker = Tracker(persist_path=path)
+    set_global_tracker(tracker)
+    try:
+        yield tracker
+    finally:
+        tracker.close()
+        set_global_tracker(before)
+
+
 def calls(client, n: int, model: str = "gpt-4o") -> None:
     def run():
         for _ in range(n):
@@ -88,9 +94,7 @@ def db_rows(path: Path) -> list[tuple]:
 
 
 def test_calls_after_a_batch_are_booked_at_once_as_deferred_ones_are(client, pending, tmp_path):
-    tracker = Tracker(persist_path=tmp_path / "u.db")
-    set_global_tracker(tracker)
-    try:
+    with global_tracker(tmp_path / "u.db") as tracker:
         start = time.time()
         calls(client, recorder.SETTLE_AT + 1)  # the first at once (a new tracker), a batch deferred
         assert pending.appended == recorder.SETTLE_AT and not pending
@@ -108,14 +112,10 @@ def test_calls_after_a_batch_are_booked_at_once_as_deferred_ones_are(client, pen
         assert all(0 <= r.duration_ms < 1000 for r in records)
         tracker.flush()
         assert db_rows(tmp_path / "u.db") == [(r.model, r.input_tokens, r.cost_usd, r.timestamp) for r in records]
-    finally:
-        tracker.close()
 
 
 def test_reset_and_another_db_get_the_calls_made_after_them(client, pending, tmp_path):
-    tracker = Tracker(persist_path=tmp_path / "a.db")
-    set_global_tracker(tracker)
-    try:
+    with global_tracker(tmp_path / "a.db") as tracker:
         calls(client, recorder.SETTLE_AT + 5)
         assert recorder._c_book is not None
         tracker.reset()
@@ -128,14 +128,10 @@ def test_reset_and_another_db_get_the_calls_made_after_them(client, pending, tmp
         assert len(db_rows(tmp_path / "a.db")) == recorder.SETTLE_AT + 5 + 7 + recorder.SETTLE_AT
         assert len(db_rows(tmp_path / "b.db")) == 9
         assert tracker.total_calls() == 7 + recorder.SETTLE_AT + 9
-    finally:
-        tracker.close()
 
 
 def test_calls_after_the_store_closed_start_its_writer_again(client, pending, tmp_path):
-    tracker = Tracker(persist_path=tmp_path / "u.db")
-    set_global_tracker(tracker)
-    try:
+    with global_tracker(tmp_path / "u.db") as tracker:
         calls(client, recorder.SETTLE_AT + 3)
         tracker.close()
         assert recorder._c_book is None and tracker._store._thread is None
@@ -143,16 +139,12 @@ def test_calls_after_the_store_closed_start_its_writer_again(client, pending, tm
         tracker.flush()
         assert len(db_rows(tmp_path / "u.db")) == recorder.SETTLE_AT + 3 + 5
         assert tracker._store._thread is not None  # and later calls go on reaching it
-    finally:
-        tracker.close()
 
 
 def test_a_long_queue_wakes_the_writer(client, pending, tmp_path):
-    tracker = Tracker(persist_path=tmp_path / "u.db")
-    set_global_tracker(tracker)
-    store = tracker._store
-    store.interval = 3600.0  # only a wake-up writes
-    try:
+    with global_tracker(tmp_path / "u.db") as tracker:
+        store = tracker._store
+        store.interval = 3600.0  # only a wake-up writes
         calls(client, recorder.SETTLE_AT + 1)
         tracker.flush()
         assert recorder._c_book is not None
@@ -164,16 +156,12 @@ def test_a_long_queue_wakes_the_writer(client, pending, tmp_path):
         while len(db_rows(tmp_path / "u.db")) == written and time.monotonic() < deadline:
             time.sleep(0.02)
         assert len(db_rows(tmp_path / "u.db")) > written  # without a flush or the timer
-    finally:
-        tracker.close()
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_books_into_its_own_queue(client, pending, tmp_path):
     db = tmp_path / "u.db"
-    tracker = Tracker(persist_path=db)
-    set_global_tracker(tracker)
-    try:
+    with global_tracker(db) as tracker:
         calls(client, recorder.SETTLE_AT + 2)
         assert recorder._c_book is not None
         pid = os.fork()
@@ -190,8 +178,6 @@ def test_a_forked_child_books_into_its_own_queue(client, pending, tmp_path):
         assert os.waitstatus_to_exitcode(status) == 0
         tracker.flush()
         assert len(db_rows(db)) == recorder.SETTLE_AT + 2 + 6
-    finally:
-        tracker.close()
 
 
 def test_a_fresh_process_books_its_first_batch_the_fast_way(tmp_path):
@@ -218,9 +204,7 @@ def test_a_fresh_process_books_its_first_batch_the_fast_way(tmp_path):
 
 @pytest.mark.parametrize("state", [("not", "a", "state"), tuple(range(10)), None])
 def test_a_state_it_cannot_use_defers_the_call_and_loses_nothing(client, pending, state, recwarn):
-    tracker = Tracker()
-    set_global_tracker(tracker)
-    try:
+    with global_tracker() as tracker:
         calls(client, recorder.SETTLE_AT + 1)
         assert recorder._c_book is not None
         recorder._c_book = state
@@ -229,19 +213,13 @@ def test_a_state_it_cannot_use_defers_the_call_and_loses_nothing(client, pending
         assert pending.appended == before + 5  # deferred, as without the C booking
         assert tracker.total_calls() == recorder.SETTLE_AT + 6
         assert not [w for w in recwarn if "tokenspy" in str(w.message)]
-    finally:
-        tracker.close()
 
 
 def test_a_list_for_rows_gets_the_same_rows_as_tuples(client, pending):
-    tracker = Tracker()
-    set_global_tracker(tracker)
-    try:
+    with global_tracker() as tracker:
         calls(client, recorder.SETTLE_AT + 1)
         tracker._records = rows = list(tracker._records)  # as where the Rows type is not built
         recorder._c_book = (rows, *recorder._c_book[1:])
         calls(client, 3)
         assert len(rows) == recorder.SETTLE_AT + 4 and type(rows[-1]) is tuple
         assert same_call(record.from_row(rows[-1]), record.from_row(rows[0]))
-    finally:
-        tracker.close()
