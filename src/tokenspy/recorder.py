@@ -346,9 +346,10 @@ def _settle() -> None:
 def _publish(tracker: _Tracker, store: Any, model: str, provider: str, run_id: str, flat: tuple[Any, ...]) -> None:
     """Let the C request book a plain call at once, as the loop of ``_settle`` books a deferred
     one (``_c_book``; the same row, made by the same C code as book_plain's). A deferred call
-    waits in pending for up to SETTLE_AT calls, and the batch then reads it back and frees it:
-    measured through the SDK, that costs the caller more than booking it at once in C, while
-    its data is still in the CPU caches. Python calls stay deferred.
+    leaves an entry (two tuples, two floats) that lives until the batch reads it back and frees
+    it; booked at once into a Rows, it leaves nothing but the row's values, so a plain call
+    keeps no object of its own alive (what measured through the SDK, see _speedups.Rows). Calls
+    booked in Python stay deferred.
 
     What ``_settle`` checked (the global tracker, the model and price, no git tag) holds until
     the deferral is forgotten (``_forget_deferral``) or the tracker's rows or store change
