@@ -1012,6 +1012,17 @@ wake_writer(PyObject *wake)
     return r == NULL ? -1 : 0;
 }
 
+/* Store.add's `elif len(q) >= self.wake_at: self._wake.set()`: 0, or -1 on an error */
+static int
+wake_if_long(PyObject *queue, PyObject *wake_at, PyObject *wake)
+{
+    Py_ssize_t n = PyObject_Size(queue), at = PyLong_AsSsize_t(wake_at);
+    if (n < 0 || (at == -1 && PyErr_Occurred())) {
+        return -1;
+    }
+    return UNLIKELY(n >= at) ? wake_writer(wake) : 0;
+}
+
 /* Book the call at once, as recorder._settle's loop would book it later: 1 booked, 0 not
  * such a call (it is deferred instead), -1 an error. `state` is recorder._c_book (see
  * recorder._publish): (records, queue, queue_append, wake_at, wake, model, provider, run_id,
@@ -1071,12 +1082,7 @@ book_now(PlainRequest *self, PyObject *state, PyObject *resp_model, PyObject *co
                 return -1;
             }
         }
-        if (queue != Py_None && UNLIKELY(rows_length((Rows *)queue) >= PyLong_AsSsize_t(st[3]))) {
-            if (PyErr_Occurred() || wake_writer(st[4]) < 0) {
-                return -1;
-            }
-        }
-        return 1;
+        return queue != Py_None && wake_if_long(queue, st[3], st[4]) < 0 ? -1 : 1;
     }
     PyObject *row = plain_row(uv, u, who, model, provider, st[7], v, t0, t1, off, zero, one);
     if (row == NULL) {
@@ -1088,13 +1094,7 @@ book_now(PlainRequest *self, PyObject *state, PyObject *resp_model, PyObject *co
         rc = r == NULL ? -1 : 0;
         Py_XDECREF(r);
         if (rc == 0) {
-            Py_ssize_t n = PyObject_Size(queue), at = PyLong_AsSsize_t(st[3]);
-            if (n < 0 || (at == -1 && PyErr_Occurred())) {
-                rc = -1;
-            }
-            else if (UNLIKELY(n >= at)) {
-                rc = wake_writer(st[4]);
-            }
+            rc = wake_if_long(queue, st[3], st[4]);
         }
     }
     Py_DECREF(row);

@@ -348,7 +348,7 @@ def _publish(tracker: _Tracker, store: Any, model: str, provider: str, run_id: s
     one (``_c_book``; the same row, made by the same C code as book_plain's). A deferred call
     leaves an entry (two tuples, two floats) that lives until the batch reads it back and frees
     it; booked at once into a Rows, it leaves nothing but the row's values, so a plain call
-    keeps no object of its own alive (what measured through the SDK, see _speedups.Rows). Calls
+    keeps no object of its own alive (what mattered, measured through the SDK: see _speedups.Rows). Calls
     booked in Python stay deferred.
 
     What ``_settle`` checked (the global tracker, the model and price, no git tag) holds until
