@@ -155,7 +155,7 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     RowSlot *slots;
-    Py_ssize_t head, len, cap; /* the rows are slots[head:len]; take() moves head */
+    Py_ssize_t head, len, cap; /* the rows are slots[head:len]; taking moves head */
     Py_ssize_t as_came; /* slots holding an item as it came: the ones traverse visits */
 } Rows;
 
@@ -223,6 +223,17 @@ rows_add(Rows *self, PyObject *name, PyObject *model, PyObject *provider, PyObje
     return 0;
 }
 
+/* the shared fields of a row that Rows keeps as values: exact strings, the file a string or
+ * None, the line an int or None */
+static inline int
+shared_form(PyObject *name, PyObject *model, PyObject *provider, PyObject *stack, PyObject *source, PyObject *line,
+            PyObject *run_id)
+{
+    return PyUnicode_CheckExact(name) && PyUnicode_CheckExact(model) && PyUnicode_CheckExact(provider)
+           && PyUnicode_CheckExact(stack) && PyUnicode_CheckExact(run_id)
+           && (source == Py_None || PyUnicode_CheckExact(source)) && (line == Py_None || PyLong_CheckExact(line));
+}
+
 static int
 rows_append(Rows *self, PyObject *item)
 {
@@ -231,10 +242,7 @@ rows_append(Rows *self, PyObject *item)
     if (PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 20) {
         PyObject *const *r = ((PyTupleObject *)item)->ob_item;
         long long t[5], priced;
-        if (PyUnicode_CheckExact(r[0]) && PyUnicode_CheckExact(r[1]) && PyUnicode_CheckExact(r[2])
-                && PyUnicode_CheckExact(r[10]) && PyUnicode_CheckExact(r[18])
-                && (r[16] == Py_None || PyUnicode_CheckExact(r[16])) && (r[17] == Py_None || PyLong_CheckExact(r[17]))
-                && PyFloat_CheckExact(r[5]) && PyFloat_CheckExact(r[6]) && PyFloat_CheckExact(r[7])
+        if (shared_form(r[0], r[1], r[2], r[10], r[16], r[17], r[18]) && PyFloat_CheckExact(r[5]) && PyFloat_CheckExact(r[6]) && PyFloat_CheckExact(r[7])
                 && exact_ll(r[3], &t[0]) && exact_ll(r[4], &t[1]) && exact_ll(r[11], &t[2]) && exact_ll(r[12], &t[3])
                 && exact_ll(r[13], &t[4]) && exact_ll(r[14], &priced) && priced == 1 && exact_zero(r[8])
                 && exact_zero(r[9]) && exact_zero(r[15]) && exact_zero(r[19])) {
@@ -383,7 +391,7 @@ rows_release(Rows *self)
     PyMem_Free(slots);
 }
 
-/* n of take(n) and its kind: how many rows it takes (all, if fewer; none, if negative), or -1 */
+/* n of a take_*(n): how many rows it takes (all, if fewer; none, if negative), or -1 */
 static Py_ssize_t
 take_count(Rows *self, PyObject *arg)
 {
@@ -410,30 +418,6 @@ drop_front(Rows *self, Py_ssize_t n)
     if (self->head == self->len) {
         self->head = self->len = 0;
     }
-}
-
-/* take(n): the first n rows as a list, removed (a queue's popleft) */
-static PyObject *
-rows_take(Rows *self, PyObject *arg)
-{
-    Py_ssize_t n = take_count(self, arg);
-    if (n < 0) {
-        return NULL;
-    }
-    PyObject *out = PyList_New(n);
-    if (out == NULL) {
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *row = rows_item(self, i);
-        if (row == NULL) {
-            Py_DECREF(out);
-            return NULL;
-        }
-        PyList_SET_ITEM(out, i, row);
-    }
-    drop_front(self, n);
-    return out;
 }
 
 /* take_flat(n): the first n rows removed, their fields in one list, row after row: the
@@ -627,7 +611,6 @@ static PySequenceMethods rows_as_sequence = {
 
 static PyMethodDef rows_methods[] = {
     {"append", (PyCFunction)rows_append_method, METH_O, "Append a row (or a CallRecord)."},
-    {"take", (PyCFunction)rows_take, METH_O, "take(n): remove the first n rows and return them as a list."},
     {"column", (PyCFunction)rows_column, METH_O,
      "column(k): field k of every row, in order (an item that is not a row: the item itself)."},
     {"take_uniform", (PyCFunction)rows_take_uniform, METH_O,
@@ -643,7 +626,7 @@ static PyMethodDef rows_methods[] = {
 static PyTypeObject RowsType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "tokenspy._speedups.Rows",
-    .tp_doc = "The rows a tokenspy Tracker keeps or a Store queues: append, len, reading by index, take.",
+    .tp_doc = "The rows a tokenspy Tracker keeps or a Store queues: append, len, reading by index, taking.",
     .tp_basicsize = sizeof(Rows),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = rows_new,
@@ -1067,11 +1050,8 @@ book_now(PlainRequest *self, PyObject *state, PyObject *resp_model, PyObject *co
     double off = _PyTime_AsSecondsDouble(_PyTime_GetSystemClock()) - t1;
     PyObject *who = user == Py_None ? unknown : user;
     if ((queue == Py_None || Py_IS_TYPE(queue, &RowsType)) && Py_IS_TYPE(records, &RowsType)
-            && PyUnicode_CheckExact(PyTuple_GET_ITEM(who, 0))
-            && PyUnicode_CheckExact(PyTuple_GET_ITEM(who, 3)) && PyUnicode_CheckExact(model)
-            && PyUnicode_CheckExact(provider) && PyUnicode_CheckExact(st[7])
-            && (PyTuple_GET_ITEM(who, 1) == Py_None || PyUnicode_CheckExact(PyTuple_GET_ITEM(who, 1)))
-            && (PyTuple_GET_ITEM(who, 2) == Py_None || PyLong_CheckExact(PyTuple_GET_ITEM(who, 2)))) {
+            && shared_form(PyTuple_GET_ITEM(who, 0), model, provider, PyTuple_GET_ITEM(who, 3),
+                           PyTuple_GET_ITEM(who, 1), PyTuple_GET_ITEM(who, 2), st[7])) {
         /* the values straight into the Rows (what it keeps of the tuple), no tuple made */
         double cost = plain_cost(u, v), dur = (t1 - t0) * 1000.0, ts = t0 + off;
         for (int k = 0; k < 2; k++) {
