@@ -13,12 +13,12 @@ from tokenspy.errors import BudgetExceededError, LocalRateLimitError, PricingMat
 from tokenspy.profile import profile
 from tokenspy.record import CallRecord
 from tokenspy.session import Session, session
+from tokenspy.version import __version__ as __version__
 
 if TYPE_CHECKING:
     from tokenspy.api import init, report, reset, stats
     from tokenspy.toll import CostReporter, SQLiteStore, set_reporter, set_store, track_costs
 
-__version__ = "0.1.0"
 
 _LAZY = {
     "init": "tokenspy.api",

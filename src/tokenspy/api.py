@@ -7,16 +7,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tokenspy.config import config
-from tokenspy.tracker import get_global_tracker
+from tokenspy.tracker import DEFAULT_WINDOW, get_global_tracker
 
 DEFAULT_DIR = "~/.tokenspy"
 
 
 def init(persist: bool = False, persist_dir: str | os.PathLike[str] | None = None,
-         track_git: bool = False) -> None:
-    """Configure tokenspy. May be called again: later calls go to the newly configured store."""
-    config.track_git = bool(track_git)
+         track_git: bool = False, window: int = DEFAULT_WINDOW) -> None:
+    """Configure tokenspy. May be called again: later calls go to the newly configured store.
+
+    ``window``: with ``persist``, how many recent calls stay in memory (``stats()["calls"]``);
+    totals always count every call, and older calls are read back from the DB on demand."""
     tracker = get_global_tracker()
+    tracker.set_window(window)  # checked first: a bad value changes nothing
+    config.track_git = bool(track_git)
     if persist:
         path = Path(persist_dir or DEFAULT_DIR).expanduser() / "usage.db"
         if tracker.persist_path != path:
@@ -29,7 +33,12 @@ def init(persist: bool = False, persist_dir: str | os.PathLike[str] | None = Non
 
 
 def stats() -> dict[str, Any]:
-    """The full cost breakdown of the global tracker (schema of the docs' Programmatic Access)."""
+    """The full cost breakdown of the global tracker (schema of the docs' Programmatic Access).
+
+    The totals count every call since the last ``reset()``. ``calls`` lists them all unless
+    persistence is on and there were more than the window (``init(window=...)``, default
+    10,000): then it lists the most recent ``window`` calls and ``calls_complete`` is False;
+    ``get_global_tracker().records()`` reads every call back from the DB."""
     return get_global_tracker().summary()
 
 

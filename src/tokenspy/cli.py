@@ -29,7 +29,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tokenspy", description="See, diff and gate what your LLM calls cost.")
-    from tokenspy import __version__
+    from tokenspy.version import __version__
 
     parser.add_argument("--version", action="version", version=f"tokenspy {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

@@ -9,12 +9,13 @@ pointing at the same Frame objects, so its calls count towards that invocation's
 from __future__ import annotations
 
 import contextvars
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+from tokenspy.gitinfo import repo_relative
 
 if TYPE_CHECKING:
     from tokenspy.record import CallRecord
@@ -66,28 +67,15 @@ class Scope(NamedTuple):
     # Set while a call is already being recorded by an outer layer, so that one HTTP call makes
     # one record.
     suppressed: bool = False
-    # Derived, kept up to date by ScopeField: a call made here must be booked at once (a
-    # profiled function has a budget, or collectors want each record), not later in a batch.
-    eager: bool = False
 
 
-def _eager(frames: tuple[Frame, ...], collectors: tuple[Any, ...]) -> bool:
-    return bool(collectors) or any(f.budget is not None for f in frames)
-
-
-def _with(s: tuple[Any, ...], i: int, value: Any) -> Scope:
-    """``s`` with field ``i`` replaced (and ``eager`` derived again)."""
-    fields = [*s[:i], value, *s[i + 1:]]
-    fields[7] = _eager(fields[0], fields[3])
-    new = _new_scope(Scope, fields)
-    # the default scope itself once everything is back to it: the plain-call path
-    # (interceptor.openai_plain) tells it by identity
-    return _DEFAULT if new == _DEFAULT else new
+def _with(s: Scope, i: int, value: Any) -> Scope:
+    """``s`` with field ``i`` replaced."""
+    return Scope(*s[:i], value, *s[i + 1:])
 
 
 _DEFAULT = Scope()
 scope: contextvars.ContextVar[Scope] = contextvars.ContextVar("tokenspy_scope", default=_DEFAULT)
-_new_scope = tuple.__new__
 
 
 class ScopeField:
@@ -107,9 +95,7 @@ class ScopeField:
         return scope.get()[self.index]
 
     def set(self, value: Any) -> contextvars.Token[Scope]:
-        s = scope.get()
-        i = self.index
-        return scope.set(_with(s, i, value))
+        return scope.set(_with(scope.get(), self.index, value))
 
     def reset(self, token: contextvars.Token[Scope]) -> None:
         now = scope.get()
@@ -135,9 +121,8 @@ model_override = ScopeField("model_override")
 suppressed = ScopeField("suppressed")
 
 
-# The caller of an unprofiled call: (module.qualname, file, first line, the JSON text of the
-# one-name call stack it is recorded with).
-UserFrame = tuple[str, str, int, str]
+# The caller of an unprofiled call: (module.qualname, file, first line).
+UserFrame = tuple[str, "str | None", int]
 
 
 class OuterCall:
@@ -172,92 +157,43 @@ _LIBRARY_PREFIXES = (
     "concurrent", "threading", "functools", "contextlib", "contextvars", "typing_extensions",
     "anyio", "runpy", "_pytest", "pluggy", "importlib",
 )
-# Keyed by id(code), not by the code object: hashing a code object hashes its bytecode and
-# constants on every lookup (measured: ~0.6 µs a frame, most of the walk). The entry keeps the
-# code object, so its id cannot be reused while the entry lives.
-_code_cache: dict[int, tuple[CodeType, UserFrame | None]] = {}
-
-
-def _is_library(module: str) -> bool:
-    return any(module == p or module.startswith(p + ".") for p in _LIBRARY_PREFIXES)
-
-
 _COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"})
+# What a code object says of its frame: keyed by id(code) (hashing a code object hashes its
+# bytecode), the entry keeps the code object so that its id cannot be reused while the entry
+# lives. Bounded: a program that generates functions must not grow it forever; when full it is
+# dropped whole and refilled by the next walks.
+_code_cache: dict[int, tuple[CodeType, UserFrame | None]] = {}
+CODE_CACHE_MAX = 4096
+
+
+def is_library(module: str) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in _LIBRARY_PREFIXES)
 
 
 def _describe(code: CodeType, module: str) -> UserFrame | None:
     # comprehensions have their own frame before 3.12: name the function around them instead
-    if _is_library(module) or code.co_name in _COMPREHENSIONS:
+    if is_library(module) or code.co_name in _COMPREHENSIONS:
         return None
     qual = getattr(code, "co_qualname", code.co_name)
     name = qual if module in ("__main__", "") else f"{module}.{qual}"
-    from tokenspy.gitinfo import repo_relative
-    from tokenspy.record import stack_json
-
-    return name, repo_relative(code.co_filename) or code.co_filename, code.co_firstlineno, stack_json((name,))
-
-
-# Source files of library modules. The walk skips their frames with one set lookup each
-# (several SDK frames lie between the interceptor and the caller on every call), before the
-# per-code cache. Files with made-up names ("<string>": generated dataclass and namedtuple
-# methods, exec'd code) are shared by modules of all kinds and never go in.
-_library_files: set[str] = set()
-
-
-def _code_entry(f: FrameType, code: CodeType) -> tuple[CodeType, UserFrame | None]:
-    """The ``_code_cache`` entry of a frame's code, noting a library module's file on the way."""
-    module = f.f_globals.get("__name__") or ""
-    if _is_library(module) and not code.co_filename.startswith("<"):
-        _library_files.add(code.co_filename)
-    return code, _describe(code, module)
-
-
-def _load_speedups() -> Any:
-    """tokenspy._speedups (C, built by setup.py where it can be), unless TOKENSPY_PURE_PYTHON is
-    set; None without it."""
-    if os.environ.get("TOKENSPY_PURE_PYTHON"):
-        return None
-    try:
-        from tokenspy import _speedups  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return _speedups
-
-
-speedups = _load_speedups()
-# c_walk(skip, _library_files, _code_cache): what the Python walk below returns, found without
-# making frame objects, or WALK_MISS where a frame's code is not in the caches yet (then the
-# Python walk runs and fills them). None where the C walk is not built (CPython 3.11 only).
-c_walk: Callable[[int, set[str], dict[int, Any]], Any] | None = getattr(speedups, "user_frame", None)
-WALK_MISS: object = speedups.MISS if speedups is not None else object()
+    return name, repo_relative(code.co_filename) or code.co_filename, code.co_firstlineno
 
 
 def user_frame(skip: int = 2) -> UserFrame | None:
-    """(module.qualname, file, first line, call stack JSON) of the nearest frame outside
-    tokenspy and the SDKs."""
-    if c_walk is not None:
-        user = c_walk(skip, _library_files, _code_cache)  # a C function: no frame of its own
-        if user is not WALK_MISS:
-            return user  # type: ignore[no-any-return]
-    return py_user_frame(skip + 1)
-
-
-def py_user_frame(skip: int = 2) -> UserFrame | None:
-    """``user_frame`` in Python: the walk that fills the caches ``c_walk`` reads."""
+    """(module.qualname, file, first line) of the nearest frame outside tokenspy and the SDKs,
+    starting ``skip`` frames above this function's caller."""
     try:
-        f = sys._getframe(skip)
+        f: FrameType | None = sys._getframe(skip)
     except ValueError:
         return None
     cache = _code_cache
-    library = _library_files
     while f is not None:
         code = f.f_code
-        if code.co_filename in library:
-            f = f.f_back
-            continue
         entry = cache.get(id(code))
         if entry is None or entry[0] is not code:
-            entry = cache[id(code)] = _code_entry(f, code)
+            if len(cache) >= CODE_CACHE_MAX:
+                cache.clear()
+            entry = cache[id(code)] = (code, _describe(code, f.f_globals.get("__name__") or ""))
         if entry[1] is not None:
             return entry[1]
         f = f.f_back

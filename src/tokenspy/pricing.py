@@ -19,7 +19,7 @@ import _thread
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 from tokenspy.errors import PricingMatrixOutdatedWarning
 
@@ -181,9 +181,7 @@ class ModelPrice:
 _lock = _thread.RLock()
 _snapshot: DataSnapshot | None = None
 _memo: dict[tuple[str, str | None], ModelPrice | None] = {}
-generation = 0  # bumped whenever memoized prices are dropped (callers caching a lookup check it)
-# Called before the prices change (the recorder books the calls it deferred at the old prices).
-on_change: list[Callable[[], None]] = []
+MEMO_MAX = 4096  # distinct (model, provider) pairs memoized; beyond, the memo starts again
 _warned: set[str] = set()
 
 
@@ -245,6 +243,8 @@ def lookup(model: str, provider: str | None = None) -> ModelPrice | None:
         pass
     with _lock:
         price = _resolve(model, provider)
+        if len(_memo) >= MEMO_MAX:
+            _memo.clear()
         _memo[(model, provider)] = price
     return price
 
@@ -372,8 +372,6 @@ def reload_overrides(path: str | os.PathLike[str] | None = None) -> None:
             TOML does not parse.
     """
     new = _read_overrides(path)
-    for hook in on_change:  # outside _lock: a hook may look prices up
-        hook()
     with _lock:
         _install_overrides(new)
 
@@ -780,8 +778,7 @@ def _parse_overrides(table: dict[str, object], source: str) -> _Overrides:
 
 
 def _install_overrides(new: _Overrides) -> None:
-    global _overrides, _pricing_table, generation
+    global _overrides, _pricing_table
     _overrides = new
     _memo.clear()
-    generation += 1
     _pricing_table = None

@@ -7,7 +7,6 @@ from types import TracebackType
 from typing import Any
 
 from tokenspy import context
-from tokenspy import record as _rows
 from tokenspy.record import CallRecord
 
 
@@ -16,20 +15,19 @@ class Session:
 
     def __init__(self, name: str = "session") -> None:
         self.name = name
-        # its session_id in a row (tokenspy.record: 0 for None, text otherwise)
-        self._row_id: str | int = 0 if name is None else name if isinstance(name, str) else str(name)
-        self._records: list[Any] = []  # rows and CallRecords, as in Tracker
+        # the session_id of its records
+        self.id: str | None = None if name is None else name if isinstance(name, str) else str(name)
+        self._records: list[CallRecord] = []
         self._token: Any = None
         self._lock = threading.Lock()
 
     # the recorder calls this for each record made while the session is active
-    def _add(self, rec: CallRecord | tuple[Any, ...]) -> None:
+    def _add(self, rec: CallRecord) -> None:
         self._records.append(rec)
 
     @property
     def cost(self) -> float:
-        _rows.settle()
-        return _rows.total_cost(self._records)
+        return sum(r.cost_usd for r in list(self._records))
 
     @property
     def cost_str(self) -> str:
@@ -37,17 +35,14 @@ class Session:
 
     @property
     def tokens(self) -> int:
-        _rows.settle()
-        return _rows.total_tokens(self._records)
+        return sum(r.input_tokens + r.output_tokens for r in list(self._records))
 
     @property
     def calls(self) -> int:
-        _rows.settle()
         return len(self._records)
 
     def records(self) -> list[CallRecord]:
-        _rows.settle()
-        return _rows.as_records(self._records)
+        return list(self._records)
 
     def summary(self) -> dict[str, Any]:
         from tokenspy.tracker import summarize

@@ -1,18 +1,16 @@
 """SQLite persistence: versioned schema, a batched background writer, read-only readers.
 
-Writes never happen on the caller's thread: ``Store.add`` appends to a queue (a deque, or the
-C ``Rows``, which keeps the common row as its values) and a writer thread inserts in batches (one
-transaction each), so an intercepted call pays well under a microsecond for persistence. Several
-processes may write one file at once (WAL, busy timeout, BEGIN IMMEDIATE). Writers also roll
-their rows up for ``tokenspy diff`` (``tokenspy.rollup``) in the transaction of their inserts:
-``write_records`` every time, the background writer every ROLLUP_EVERY rows and at close.
-Readers open the file so that it is never written or created (see ``open_readonly``).
+Writes never happen on the caller's thread: ``Store.add`` appends to a queue and a writer thread
+inserts in batches (one transaction each). Several processes may write one file at once (WAL,
+busy timeout, BEGIN IMMEDIATE). Writers also roll their rows up for ``tokenspy diff``
+(``tokenspy.rollup``) in the transaction of their inserts: ``write_records`` every time, the
+background writer every ROLLUP_EVERY rows and at close. Readers open the file so that it is
+never written or created (see ``open_readonly``).
 """
 
 from __future__ import annotations
 
 import atexit
-import itertools
 import json
 import os
 import sqlite3
@@ -25,13 +23,10 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
 
-from tokenspy import context as _context
-from tokenspy import record as _record
 from tokenspy import rollup
 from tokenspy.errors import TokenspyWarning
-from tokenspy.record import ROW_NULLABLE, CallRecord, row_of
+from tokenspy.record import CallRecord
 
 SCHEMA_VERSION = 4
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -77,128 +72,10 @@ CREATE TABLE IF NOT EXISTS llm_calls (
 # (`tokenspy combine` indexes call_uid in the DB it writes; budgets keep their own small table.)
 _INDEXES = ("CREATE INDEX IF NOT EXISTS llm_calls_commit ON llm_calls(git_commit)",)
 UID_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS llm_calls_uid ON llm_calls(call_uid)"
-# The writer's INSERT takes rows (tokenspy.record) as they are: their fields in CallRecord order,
-# the call stack already JSON text, ``priced`` already 0/1. sqlite3 binds only exact
-# int/float/str/bytes directly; a bool would take its adaptation path (see
-# _bind_without_adaptation for None). The uid is made by SQLite from a per-process prefix (a
-# literal of the statement) and a sequence number: one parameter a statement, ``?1``, plus the
-# row's place in it, so the parameters of a batch are its rows' fields in a row, with no per-row
-# work in Python while the writer holds the GIL (see also _insert_uniform).
-_ROW_COLUMNS = (
-    "function_name", "model", "provider", "input_tokens", "output_tokens", "cost_usd",
-    "duration_ms", "timestamp", "session_id", "git_commit", "call_stack", "cached_input_tokens",
-    "cache_write_tokens", "reasoning_tokens", "priced", "test_id", "source_file", "source_line",
-    "run_id", "project",
+_INSERT = (
+    f"INSERT INTO llm_calls (call_uid, {', '.join(COLUMNS[:-1])}) "
+    f"VALUES ({', '.join('?' for _ in COLUMNS)})"
 )
-_ROW_SQL = ", ".join("NULLIF(?, 0)" if i in ROW_NULLABLE else "?" for i in range(len(_ROW_COLUMNS)))
-# Rows go in several to a statement: sqlite3 releases the GIL around each step of a statement,
-# and a thread that wants the GIL back waits for the switch interval (5 ms) while the threads
-# making LLM calls hold it. One row per statement (executemany) made the writer take ~1 s and
-# ~1,400 GIL hand-offs to write one second of calls through the SDK; 1,024 rows a statement make
-# a few. Chunks are powers of two, so that a handful of statements are ever prepared.
-_CHUNK = 1024
-_WIDTH = len(_ROW_COLUMNS)  # fields of a row
-_STATEMENT_SIZES = frozenset(1 << i for i in range(_CHUNK.bit_length()))
-
-
-def _bind_without_adaptation() -> None:
-    """Let sqlite3 bind None and bool through its adapter registry instead of its fallback.
-
-    sqlite3 binds only exact int/float/str/bytearray directly; anything else, None included,
-    goes through adaptation, whose fallback looks up ``__adapt__`` on the PrepareProtocol class
-    and formats an AttributeError message for every value (callgrind: ~3,500 instructions per
-    None, and a record has 3-5 Nones). A registered adapter is found first. These two bind
-    exactly as the fallback does (None as NULL, a bool as 0/1), so no user of sqlite3 in this
-    process can tell, and an adapter the application registered for these types is kept.
-    """
-    proto = sqlite3.PrepareProtocol
-    for typ, adapt in ((type(None), {}.get), (bool, int)):
-        if (typ, proto) not in sqlite3.adapters:
-            sqlite3.register_adapter(typ, adapt)
-
-
-_bind_without_adaptation()
-_insert_sql: dict[tuple[str, int], str] = {}
-
-
-def _insert(rows: int) -> str:
-    """The INSERT of ``rows`` rows; parameter 1 is the sequence number of the first one."""
-    key = (_PROCESS_UID, rows)
-    try:
-        return _insert_sql[key]
-    except KeyError:
-        pass
-    # The ``?1`` comes first in each row: a bare ``?`` numbers itself one above the largest
-    # number used so far, so the bare ones take 2, 3, ... in the order of the rows.
-    values = ", ".join(f"('{_PROCESS_UID}-' || (?1 + {i}), {_ROW_SQL})" for i in range(rows))
-    sql = _insert_sql[key] = (
-        f"INSERT INTO llm_calls (call_uid, {', '.join(_ROW_COLUMNS)}) VALUES {values}"
-    )
-    return sql
-
-
-# A batch of one call site (tokenspy._speedups.Rows.take_uniform): the fields its rows share are
-# parameters 2-8, bound once a statement, and each row binds its eight numbers. Binding is done
-# by the writer holding the GIL, ~65 ns a string (SQLite copies it under its mutex): about half of
-# the writer's GIL time goes to the strings and constants every row of such a batch repeats.
-_SHARED = ("function_name", "model", "provider", "call_stack", "source_file", "source_line", "run_id")
-_NUMBERS = ("input_tokens", "output_tokens", "cost_usd", "duration_ms", "timestamp",
-            "cached_input_tokens", "cache_write_tokens", "reasoning_tokens")
-_CONSTANT = {"session_id": "NULL", "git_commit": "NULL", "priced": "1", "test_id": "NULL", "project": "NULL"}
-_insert_uniform_sql: dict[tuple[str, int], str] = {}
-
-
-def _insert_uniform(rows: int) -> str:
-    """The INSERT of ``rows`` rows of a uniform batch (see above); every parameter numbered."""
-    key = (_PROCESS_UID, rows)
-    try:
-        return _insert_uniform_sql[key]
-    except KeyError:
-        pass
-    values = []
-    for i in range(rows):
-        base = 1 + len(_SHARED) + i * len(_NUMBERS)
-        field = {name: f"?{2 + k}" for k, name in enumerate(_SHARED)}
-        field.update({name: f"?{base + 1 + k}" for k, name in enumerate(_NUMBERS)})
-        field.update(_CONSTANT)
-        values.append(f"('{_PROCESS_UID}-' || (?1 + {i}), " + ", ".join(field[c] for c in _ROW_COLUMNS) + ")")
-    sql = _insert_uniform_sql[key] = (
-        f"INSERT INTO llm_calls (call_uid, {', '.join(_ROW_COLUMNS)}) VALUES {', '.join(values)}"
-    )
-    return sql
-
-
-class _Batch(NamedTuple):
-    """Rows taken from a queue: ``values`` their fields row after row (``shared`` None), or for a
-    uniform batch the fields they share and their numbers row after row."""
-
-    rows: int
-    values: list[object]
-    shared: tuple[object, ...] | None = None
-
-    def chunk(self, start: int, n: int) -> tuple[str, list[object]]:
-        """The statement and parameters inserting rows ``start`` to ``start + n``."""
-        if self.shared is None:
-            params: list[object] = [_take_uids(n)]
-            params += self.values[start * _WIDTH:(start + n) * _WIDTH]
-            return _insert(n), params
-        width = len(_NUMBERS)
-        params = [_take_uids(n), *self.shared]
-        params += self.values[start * width:(start + n) * width]
-        return _insert_uniform(n), params
-
-    def as_rows(self) -> list[tuple[object, ...]]:
-        """The rows again (tokenspy.record), to queue them anew."""
-        if self.shared is None:
-            return [tuple(self.values[i:i + _WIDTH]) for i in range(0, len(self.values), _WIDTH)]
-        name, model, provider, stack, source, line, run_id = self.shared
-        width = len(_NUMBERS)
-        out = []
-        for i in range(0, len(self.values), width):
-            tin, tout, cost, dur, ts, cached, write, reasoning = self.values[i:i + width]
-            out.append((name, model, provider, tin, tout, cost, dur, ts, 0, 0, stack, cached, write, reasoning,
-                        1, 0, source, line, run_id, 0))
-        return out
 
 
 class DBError(Exception):
@@ -378,69 +255,89 @@ def _record_from_row(row: sqlite3.Row) -> CallRecord:
 
 
 def load_records(
-    path: str | os.PathLike[str], limit: int | None = None, newest_first: bool = False
+    path: str | os.PathLike[str], limit: int | None = None, newest_first: bool = False,
+    since_uid: str | None = None,
 ) -> list[CallRecord]:
-    """Records of a DB (oldest first, or newest first with a limit)."""
+    """Records of a DB (oldest first, or newest first with a limit); with ``since_uid``, only the
+    rows this process wrote from that one on (see ``take_uid``)."""
     with closing(open_readonly(path)) as conn:
         conn.row_factory = sqlite3.Row
-        sql = "SELECT * FROM llm_calls ORDER BY id" + (" DESC" if newest_first else "")
+        sql, params = "SELECT * FROM llm_calls", ()
+        if since_uid is not None:
+            sql, params = sql + " WHERE call_uid >= ? AND call_uid < ?", (since_uid, uid_range_end(since_uid))
+        sql += " ORDER BY id" + (" DESC" if newest_first else "")
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [_record_from_row(r) for r in conn.execute(sql)]
+        return [_record_from_row(r) for r in conn.execute(sql, params)]
 
 
 # --------------------------------------------------------------------------- writing
 
-_PROCESS_UID = uuid.uuid4().hex[:16]  # hex only: it is spelled into the INSERT statements
+_PROCESS_UID = uuid.uuid4().hex[:16]
 _seq = 0
 _seq_lock = threading.Lock()
+# The uid of a row is this process's prefix and a zero-padded sequence number, given in the
+# order rows are written, so that the rows one process wrote from a given row on are a range of
+# uids (Tracker.records reads them back).
+UID_DIGITS = 12
 
 
-def _take_uids(n: int) -> int:
-    """The first of ``n`` sequence numbers reserved for rows of this process."""
+def _take_uids(n: int) -> list[str]:
+    """``n`` new process-unique row ids (they make ``tokenspy combine`` idempotent)."""
     global _seq
     with _seq_lock:
-        first = _seq
+        first = _seq + 1
         _seq += n
-    return first
+    return [f"{_PROCESS_UID}-{i:0{UID_DIGITS}d}" for i in range(first, first + n)]
 
 
-def _rows(records: Iterable[CallRecord | tuple[object, ...]]) -> list[tuple[object, ...]]:
-    return [r if type(r) is tuple else row_of(r) for r in records]  # type: ignore[misc]
+def next_uid() -> str:
+    """The uid the next row this process writes will get."""
+    with _seq_lock:
+        return f"{_PROCESS_UID}-{_seq + 1:0{UID_DIGITS}d}"
 
 
-def _insert_all(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
-    """Insert ``rows`` (tokenspy.record rows); call inside a transaction."""
-    _insert_batch(conn, _Batch(len(rows), list(_chain(rows))))
+def uid_range_end(uid: str) -> str:
+    """The upper bound of the uids of this process that follow ``uid``."""
+    return uid.rpartition("-")[0] + "-~"  # "~" sorts after every digit
 
 
-def _insert_batch(conn: sqlite3.Connection, batch: _Batch) -> None:
-    """Insert a batch in statements of a power of two rows; call inside a transaction."""
-    start, end = 0, batch.rows
-    while start < end:
-        n = min(end - start, _CHUNK)
-        n = 1 << (n.bit_length() - 1)  # the largest power of two not above
-        _insert_chunk(conn, batch, start, n)
-        start += n
+_stack_texts: dict[tuple[str, ...], str] = {}
 
 
-def _insert_chunk(conn: sqlite3.Connection, batch: _Batch, start: int, n: int) -> None:
-    conn.execute(*batch.chunk(start, n))
+def _stack_text(stack: list[str]) -> str:
+    """The stored JSON of a call stack (a program has few distinct stacks: memoized, bounded)."""
+    key = tuple(stack)
+    text = _stack_texts.get(key)
+    if text is None:
+        text = json.dumps(stack)
+        if len(_stack_texts) >= 4096:
+            _stack_texts.clear()
+        _stack_texts[key] = text
+    return text
 
 
-_chain = itertools.chain.from_iterable
+def _insert(conn: sqlite3.Connection, records: list[CallRecord]) -> None:
+    """Insert records, each with a new uid; call inside a transaction."""
+    conn.executemany(_INSERT, [
+        (uid, r.function_name, _stack_text(r.call_stack), r.model, r.provider, r.input_tokens,
+         r.output_tokens, r.cost_usd, r.duration_ms, r.timestamp, r.session_id, r.git_commit,
+         r.cached_input_tokens, r.cache_write_tokens, r.reasoning_tokens, 1 if r.priced else 0, r.test_id,
+         r.source_file, r.source_line, r.run_id, r.project)
+        for uid, r in zip(_take_uids(len(records)), records, strict=True)
+    ])
 
 
 def write_records(path: str | os.PathLike[str], records: Iterable[CallRecord]) -> int:
     """Synchronously insert records and roll them up (one transaction); returns how many were
     written."""
+    records = list(records)
     conn = open_writable(path)
     try:
-        rows = _rows(records)
         with transaction(conn):
-            _insert_all(conn, rows)
+            _insert(conn, records)
             rollup.roll_up(conn)
-        return len(rows)
+        return len(records)
     finally:
         conn.close()
 
@@ -449,55 +346,20 @@ _live_stores: weakref.WeakSet[Store] = weakref.WeakSet()
 _RETRYABLE = ("locked", "busy")
 WRITE_TIMEOUT = 10.0  # seconds a batch waits for another writer's lock before retrying later
 MAX_PENDING = 1_000_000  # beyond this, a DB that stays locked costs records, not memory
-# Rows a Store writes between two roll-ups (tokenspy.rollup); it also rolls up at close. A
-# roll-up is one GROUP BY of the new rows folded into the roll-up table, run by SQLite with the
-# GIL released, about 1 µs a row on the writer thread plus a fixed part that batches of this
-# size make negligible. Rows not rolled up yet are read raw by the diff, so nothing depends on it.
+# Rows a Store writes between two roll-ups (tokenspy.rollup); it also rolls up at close. Rows
+# not rolled up yet are read raw by the diff, so nothing depends on it but speed.
 ROLLUP_EVERY = 8192
-
-
-def _new_queue() -> Any:
-    """A deque of rows, or where tokenspy._speedups is built its Rows, which keeps the common row
-    as its values and makes the row again when the writer takes it (see there why)."""
-    rows = getattr(_context.speedups, "Rows", None)
-    return rows() if rows is not None else deque()
-
-
-def _take(q: Any, n: int) -> _Batch:
-    """The first ``n`` queued rows, removed: as a uniform batch when they are one, else as their
-    fields row after row (no tuple made again for a row the Rows kept as its values)."""
-    if type(q) is deque:
-        pop = q.popleft
-        rows = [pop() for _ in range(n)]
-        return _Batch(len(rows), list(_chain(rows)))
-    uniform = q.take_uniform(n)
-    if uniform is not None:
-        shared, values = uniform
-        return _Batch(len(values) // len(_NUMBERS), values, shared)
-    values = q.take_flat(n)
-    return _Batch(len(values) // _WIDTH, values)
-
-
-def _put_back(q: Any, batch: _Batch) -> None:
-    """Queue again, in front and in order, the rows ``_take`` took (a write to retry)."""
-    rows = batch.as_rows()
-    if type(q) is deque:
-        q.extendleft(reversed(rows))
-    else:
-        q.put_back(rows)
 
 
 class Store:
     """A DB file fed by a background writer thread."""
 
-    # One transaction a second: frequent small commits cost the calling threads more (measured:
-    # +4.9 % vs +1.9 % per call through the SDK) than the records they would save in a crash.
     interval = 1.0  # seconds between batches; stats(), reset(), flush() and exit write at once
     wake_at = 4096  # queued records that wake the writer early
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser()
-        self._queue: Any = _new_queue()  # rows (tokenspy.record)
+        self._queue: deque[CallRecord] = deque()
         self._lock = threading.Lock()  # serializes use of the connection
         self._wake = threading.Event()
         self._conn: sqlite3.Connection | None = None
@@ -506,21 +368,17 @@ class Store:
         self._broken = False
         self._warned: set[str] = set()
         self._unrolled = 0  # rows written since this Store last rolled up
-        self._left = 0  # rows the last timer flush left queued
         _live_stores.add(self)
 
-    # hot path -----------------------------------------------------------------
-    def add(self, rec: CallRecord | tuple[object, ...]) -> None:
-        """Queue a CallRecord or a row (tokenspy.record) for the writer."""
-        # recorder.finish inlines this for a Tracker's store (with a row): keep them in step
+    def add(self, rec: CallRecord) -> None:
+        """Queue a record for the writer."""
         q = self._queue
-        q.append(rec if type(rec) is tuple else row_of(rec))  # type: ignore[arg-type]
+        q.append(rec)  # deque.append is atomic: no lock on the caller's path
         if self._thread is None:
             self._start()
         elif len(q) >= self.wake_at:
             self._wake.set()
 
-    # writer ---------------------------------------------------------------------
     def _start(self) -> None:
         with self._lock:
             if self._thread is None:
@@ -535,9 +393,8 @@ class Store:
             self._wake.clear()
             if stop.is_set():  # closed (stop is set before the wake)
                 return
-            _record.settle()  # calls the recorder deferred reach the queue within a tick too
             if self._queue:
-                self._flush(final=False, periodic=True)
+                self._flush(final=False)
 
     def _warn(self, key: str, message: str) -> None:
         if key not in self._warned:
@@ -546,19 +403,11 @@ class Store:
 
     def flush(self) -> None:
         """Write everything queued so far. Never raises: problems warn once."""
-        _record.settle()
         self._flush(final=False)
 
-    def _flush(self, final: bool, periodic: bool = False) -> None:
-        """Write the queue; roll up in the same transaction once ROLLUP_EVERY rows were written
-        since the last roll-up, and always when ``final`` (close).
-
-        ``periodic`` (the writer's timer): write whole statements only, at most one partial
-        one (see ``_periodic_count``); what is left goes with the next batch. Every SQLite call
-        the writer makes hands the GIL back and forth with the threads making LLM calls, and on
-        a VM each hand-off costs them ~1 ms: measured through the SDK, a flush cost the callers
-        as much as ~2,000 rows did (flushing every 0.2 s instead of 1 s: +6.9 % instead of
-        +1.3 % per call). So a batch is one statement whenever possible, in autocommit."""
+    def _flush(self, final: bool) -> None:
+        """Write the queue in one transaction; roll up in it once ROLLUP_EVERY rows were written
+        since the last roll-up, and always when ``final`` (close)."""
         with self._lock:
             q = self._queue
             if not q and not (final and self._unrolled):
@@ -566,28 +415,22 @@ class Store:
             if self._broken:
                 q.clear()
                 return
-            n = len(q)
-            if periodic:
-                n = self._periodic_count(n)
-            batch = _take(q, n)
-            rows = batch.rows
+            pop = q.popleft
+            batch = [pop() for _ in range(len(q))]
             try:
                 if self._conn is None:
                     self._conn = open_writable(self.path, WRITE_TIMEOUT)
-                roll = final or self._unrolled + rows >= ROLLUP_EVERY
-                if not roll and rows in _STATEMENT_SIZES:
-                    _insert_chunk(self._conn, batch, 0, rows)  # its own transaction
-                else:
-                    with transaction(self._conn):
-                        _insert_batch(self._conn, batch)
-                        if roll:
-                            rollup.roll_up(self._conn)
-                self._unrolled = 0 if roll else self._unrolled + rows
+                roll = final or self._unrolled + len(batch) >= ROLLUP_EVERY
+                with transaction(self._conn):
+                    _insert(self._conn, batch)
+                    if roll:
+                        rollup.roll_up(self._conn)
+                self._unrolled = 0 if roll else self._unrolled + len(batch)
             except (sqlite3.Error, OSError) as exc:
                 text = str(exc)
                 if isinstance(exc, sqlite3.OperationalError) and any(w in text for w in _RETRYABLE):
-                    if len(q) + rows <= MAX_PENDING:
-                        _put_back(q, batch)
+                    if len(q) + len(batch) <= MAX_PENDING:
+                        q.extendleft(reversed(batch))
                     self._warn("locked", f"tokenspy: {self.path} is locked ({text}); will retry")
                 else:
                     self._broken = True
@@ -595,23 +438,8 @@ class Store:
                     self._close_conn()
                     self._warn(
                         "broken",
-                        f"tokenspy: cannot write to {self.path} ({text}); "
-                        "calls are kept in memory only",
+                        f"tokenspy: cannot write to {self.path} ({text}); calls are kept in memory only",
                     )
-
-    def _periodic_count(self, n: int) -> int:
-        """How many of ``n`` queued rows the timer writes: whole _CHUNK statements and the
-        largest power of two of the rest, i.e. at most one statement that is not full-size; the
-        rest (less than half of what was left) waits for the next tick. A queue that did not grow
-        since the last tick (the app went quiet) is written whole."""
-        if n <= self._left:
-            self._left = 0
-            return n
-        full = n - n % _CHUNK
-        rest = n - full
-        take = full + (1 << (rest.bit_length() - 1) if rest else 0)
-        self._left = n - take
-        return take
 
     def _close_conn(self) -> None:
         if self._conn is not None:
@@ -624,9 +452,7 @@ class Store:
     def close(self) -> None:
         """Write the queue, roll up what this Store left unrolled, close the connection, end the
         writer thread (a Store used again starts another)."""
-        _record.settle()
         self._stop_writer()
-        _record.targets_changed()  # later calls go to Store.add, which starts another writer
         self._flush(final=True)
         with self._lock:
             self._close_conn()
@@ -634,7 +460,7 @@ class Store:
     def _stop_writer(self) -> None:
         # without this, the thread of every Store ever closed (each init() closes the last one)
         # would wake every tick for the life of the process
-        with self._lock:  # this thread's own stop: an add() right after may start the next one
+        with self._lock:
             t, stop, self._thread = self._thread, self._stop, None
         if t is None:
             return
@@ -649,21 +475,16 @@ class Store:
         self._wake = threading.Event()
         self._conn = None
         self._thread = None
-        self._queue = _new_queue()
+        self._queue = deque()
         self._unrolled = 0
-        self._left = 0
 
 
 def flush_all() -> None:
-    for store in list(_live_stores):  # Store.flush books deferred calls first
+    for store in list(_live_stores):
         store.flush()
 
 
 def _close_all() -> None:
-    try:
-        _record.settle()
-    except Exception:
-        pass
     for store in list(_live_stores):
         try:
             store.close()

@@ -287,7 +287,7 @@ def test_reads_during_a_live_writer_see_a_consistent_snapshot(tmp_path):
     writer = store.open_writable(db)
     try:
         with store.transaction(writer):  # committed rows above the mark, read while the writer is live
-            store._insert_all(writer, store._rows([rec("f", 10)] * 2))
+            store._insert(writer, [rec("f", 10)] * 2)
         names = {p.name for p in tmp_path.iterdir()}
         before = snapshot(tmp_path)
         assert merged(fetch_all([Source(str(db))])[0])[("f", "tests/t.py::t", "gpt-4o", "openai", "r1", 0)][0] == 5

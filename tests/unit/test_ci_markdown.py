@@ -127,7 +127,7 @@ def assert_tables_intact(text: str) -> None:
     ("ci_report_noise.md", scenario_noise),
 ])
 def test_golden_reports(name, scenario):
-    text = scenario().markdown()
+    text = render_markdown(scenario())
     assert text.startswith("<!-- tokenspy -->\n")
     assert_tables_intact(text)
     check_golden(name, text)
@@ -145,7 +145,7 @@ def test_golden_truncated():
 @pytest.mark.parametrize("cap", [2500, 4000, 9000, 20000, 65000])
 def test_caps_cut_whole_rows_only(cap):
     d = scenario_many()
-    full = d.markdown()
+    full = render_markdown(d)
     text = render_markdown(d, max_chars=cap)
     assert len(text) <= cap
     assert_tables_intact(text)
@@ -159,7 +159,7 @@ def test_caps_cut_whole_rows_only(cap):
 
 
 def test_unchanged_rows_collapsed_and_changed_first():
-    text = scenario_regressions().markdown()
+    text = render_markdown(scenario_regressions())
     by_fn = text.split("### By function")[1].split("### By test")[0]
     changed, _, unchanged = by_fn.partition("<details>")
     assert "app.classify" not in changed and "app.classify" in unchanged
@@ -180,7 +180,7 @@ def test_any_name_keeps_tables_intact(fn_names, test_names):
     base = build_side(priced(*(g(f, 1000, test=t) for f in fn_names for t in test_names[:1])), "b")
     cur = build_side(priced(*(g(f, 1500, test=t, model=t) for f in fn_names for t in test_names)), "c")
     d = compute(cur, base, Thresholds(), "v", reproduce="tokenspy diff 'a|b' c")
-    text = d.markdown()
+    text = render_markdown(d)
     assert_tables_intact(text)
     for name in fn_names + test_names:
         cell = md(name)

@@ -238,7 +238,7 @@ def _summary(s: Settings, lines: list[str]) -> None:
 
 def _comment(s: Settings, ev: event_mod.Event, client: _Client, d: Any, out: TextIO) -> Any:
     from tokenspy.ci import comment
-    from tokenspy.ci.markdown import COMMENT_MAX_CHARS, md
+    from tokenspy.ci.markdown import COMMENT_MAX_CHARS, md, render_markdown
 
     if s.comment == "never":
         return comment.CommentResult("disabled", "comment: never")
@@ -249,7 +249,7 @@ def _comment(s: Settings, ev: event_mod.Event, client: _Client, d: Any, out: Tex
         result = comment.CommentResult("skipped", reason)
     else:
         try:
-            result = comment.upsert(client.repo(), ev.pr_number, d.markdown(max_chars=COMMENT_MAX_CHARS),
+            result = comment.upsert(client.repo(), ev.pr_number, render_markdown(d, max_chars=COMMENT_MAX_CHARS),
                                     mode=s.comment, has_changes=comment.changed(d))
         except UsageError:
             raise

@@ -12,8 +12,10 @@ from tokenspy import store
 from tokenspy.ci import github
 from tokenspy.ci.diff import compute
 from tokenspy.ci.load import load_sides
+from tokenspy.ci.markdown import render_markdown
 from tokenspy.ci.model import CostDiff
 from tokenspy.ci.query import Source, count_commit_rows
+from tokenspy.ci.text import render_text
 from tokenspy.ci.thresholds import Thresholds, resolve
 
 Format = Literal["text", "markdown", "json"]
@@ -57,7 +59,7 @@ def emit(d: CostDiff, *, format: Format | None = "text", github_on: bool | None 
     if format == "json":
         stream.write(json.dumps(d.as_dict(), indent=2, ensure_ascii=False) + "\n")
     elif format is not None:
-        text = d.markdown() if format == "markdown" else d.text()
+        text = render_markdown(d) if format == "markdown" else render_text(d)
         if on:
             with github.stop_commands(stream):
                 stream.write(text)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from tokenspy.ci import fmt
-from tokenspy.ci.markdown import COMMENT_MAX_CHARS, STEP_SUMMARY_MAX_BYTES
+from tokenspy.ci.markdown import COMMENT_MAX_CHARS, STEP_SUMMARY_MAX_BYTES, render_markdown
 from tokenspy.ci.model import CostDiff, DiffRow
 
 MAX_PER_LEVEL = 10  # GitHub shows 10 annotations per level per step and drops the rest
@@ -199,8 +199,8 @@ def publish(d: CostDiff, stream: TextIO, root: Path | None = None) -> None:
         stream.write(line + "\n")
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
-        append_step_summary(lambda budget: d.markdown(max_bytes=budget), summary)
+        append_step_summary(lambda budget: render_markdown(d, max_bytes=budget), summary)
     out = os.environ.get("GITHUB_OUTPUT")
     if out:
-        report_path = write_report_file(d.markdown(max_chars=COMMENT_MAX_CHARS))
+        report_path = write_report_file(render_markdown(d, max_chars=COMMENT_MAX_CHARS))
         write_outputs(outputs(d, report_path), out)

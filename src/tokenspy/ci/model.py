@@ -125,16 +125,6 @@ class CostDiff:
         return {"function": self.functions, "test": self.tests, "model": self.models,
                 "total": [self.total]}[kind]
 
-    def markdown(self, max_chars: int | None = None, max_bytes: int | None = None) -> str:
-        from tokenspy.ci.markdown import render_markdown
-
-        return render_markdown(self, max_chars=max_chars, max_bytes=max_bytes)
-
-    def text(self) -> str:
-        from tokenspy.ci.text import render_text
-
-        return render_text(self)
-
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (non-finite numbers become ``None``)."""
         return _jsonable({

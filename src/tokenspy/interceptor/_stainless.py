@@ -104,6 +104,15 @@ def _handle(p: Pending, result: Any, adapter: Adapter, kinds: Kinds) -> Any:
     return recorder.finish(p, got[1], got[0])
 
 
+def _handled(p: Pending, result: Any, adapter: Adapter, kinds: Kinds) -> BaseException | None:
+    """``_handle``, with any failure of ours reported once and swallowed."""
+    try:
+        return _handle(p, result, adapter, kinds)  # type: ignore[no-any-return]
+    except Exception as exc:
+        recorder.internal_error(exc)
+        return None
+
+
 def _sync_request(orig: Callable[..., Any], adapter: Adapter, kinds: Kinds) -> Callable[..., Any]:
     def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -114,17 +123,7 @@ def _sync_request(orig: Callable[..., Any], adapter: Adapter, kinds: Kinds) -> C
         if p is None:
             return orig(self, cast_to, options, *args, **kwargs)
         result = orig(self, cast_to, p.options or options, *args, **kwargs)
-        try:
-            if isinstance(result, kinds.linked):
-                error = _handle(p, result, adapter, kinds)
-            else:  # a parsed model, as _handle would: inlined, one Python call fewer per call
-                got = adapter.usage(result)
-                error = recorder.finish(p, None, None) if got is None else recorder.finish(p, got[1], got[0])
-        except Exception as exc:
-            recorder.internal_error(exc)
-            error = None
-        if error is not None:
-            recorder.raise_budget(error)
+        recorder.raise_budget(_handled(p, result, adapter, kinds))
         return result
 
     return request
@@ -140,17 +139,7 @@ def _async_request(orig: Callable[..., Any], adapter: Adapter, kinds: Kinds) -> 
         if p is None:
             return await orig(self, cast_to, options, *args, **kwargs)
         result = await orig(self, cast_to, p.options or options, *args, **kwargs)
-        try:
-            if isinstance(result, kinds.linked):
-                error = _handle(p, result, adapter, kinds)
-            else:  # a parsed model, as _handle would: inlined, one Python call fewer per call
-                got = adapter.usage(result)
-                error = recorder.finish(p, None, None) if got is None else recorder.finish(p, got[1], got[0])
-        except Exception as exc:
-            recorder.internal_error(exc)
-            error = None
-        if error is not None:
-            recorder.raise_budget(error)
+        recorder.raise_budget(_handled(p, result, adapter, kinds))
         return result
 
     return request
@@ -303,12 +292,8 @@ def _hook_parse(response: Any) -> None:
         response.__dict__["parse"] = functools.wraps(bound)(parse)
 
 
-def install(patcher: Patcher, sdk: str, adapter: Adapter,
-            sync_request: Callable[[Callable[..., Any], Adapter, Kinds], Callable[..., Any]] | None = None) -> None:
-    """Patch the Stainless SDK whose top-level package is ``sdk`` ("openai", "anthropic").
-
-    ``sync_request``: the maker of the sync request wrapper, if not the general one (which the
-    one it makes must fall back to)."""
+def install(patcher: Patcher, sdk: str, adapter: Adapter) -> None:
+    """Patch the Stainless SDK whose top-level package is ``sdk`` ("openai", "anthropic")."""
     import importlib
 
     base = importlib.import_module(f"{sdk}._base_client")
@@ -322,8 +307,7 @@ def install(patcher: Patcher, sdk: str, adapter: Adapter,
     if legacy is not None:
         raw_types += (legacy.LegacyAPIResponse,)
     kinds = Kinds(streams=(streaming.Stream, streaming.AsyncStream), responses=raw_types)
-    make = sync_request or _sync_request
-    patcher.patch(base.SyncAPIClient, "request", lambda o: make(o, adapter, kinds))
+    patcher.patch(base.SyncAPIClient, "request", lambda o: _sync_request(o, adapter, kinds))
     patcher.patch(base.AsyncAPIClient, "request", lambda o: _async_request(o, adapter, kinds))
     patcher.patch(streaming.Stream, "__stream__", _sync_stream)
     patcher.patch(streaming.AsyncStream, "__stream__", _async_stream)

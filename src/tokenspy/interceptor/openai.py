@@ -20,19 +20,10 @@ _ENDPOINTS = (
 )
 
 
-_kind_cache: dict[str, str | None] = {}
-_MISS: Any = object()
-
-
-def _kind(url: str) -> str | None:
-    try:
-        return _kind_cache[url]
-    except KeyError:
-        pass
-    kind = next((k for suffix, k in _ENDPOINTS if url.endswith(suffix)), None)
-    if len(_kind_cache) < 4096:  # URLs with ids in them must not grow this forever
-        _kind_cache[url] = kind
-    return kind
+def _kind(url: Any) -> str | None:
+    if not isinstance(url, str):
+        return None
+    return next((k for suffix, k in _ENDPOINTS if url.endswith(suffix)), None)
 
 
 def usage_of(u: Any) -> Usage:
@@ -117,10 +108,7 @@ class OpenAIAdapter:
     def start(self, options: Any) -> Pending | None:
         if options.method != "post":
             return None
-        url = options.url
-        kind = _kind_cache.get(url, _MISS)  # _kind() inlined: one Python call fewer per call
-        if kind is _MISS:
-            kind = _kind(url)
+        kind = _kind(options.url)
         if kind is None:
             return None
         body = options.json_data
@@ -139,46 +127,11 @@ class OpenAIAdapter:
         return p
 
     def usage(self, obj: Any) -> tuple[str | None, Usage] | None:
-        if isinstance(obj, dict):
-            u = obj.get("usage")
-            return None if u is None else (obj.get("model"), _usage_of_dict(u))
-        # chat completions, read directly (no getattr() call per field): this runs on every call.
-        # Whatever is missing or unexpected falls back to the getattr() reads, same result.
-        try:
-            u = obj.usage
-            prompt = u.prompt_tokens
-            if prompt is not None:
-                details = u.prompt_tokens_details
-                out_details = u.completion_tokens_details
-                return obj.model, (  # a plain tuple in Usage's order: the GC untracks it, unlike a Usage
-                    prompt,
-                    u.completion_tokens or 0,
-                    (details.cached_tokens or 0) if details is not None else 0,
-                    (getattr(details, "cache_write_tokens", 0) or 0) if details is not None else 0,
-                    (out_details.reasoning_tokens or 0) if out_details is not None else 0,
-                    0,
-                )
-        except AttributeError:
-            pass
-        return self._usage_slow(obj)
-
-    def _usage_slow(self, obj: Any) -> tuple[str | None, Usage] | None:
-        u = getattr(obj, "usage", None)
+        u = obj.get("usage") if isinstance(obj, dict) else getattr(obj, "usage", None)
         if u is None:
             return None
-        prompt = getattr(u, "prompt_tokens", None)
-        if prompt is None:  # a dict, or the responses API
-            return getattr(obj, "model", None), usage_of(u)
-        details = getattr(u, "prompt_tokens_details", None)
-        out_details = getattr(u, "completion_tokens_details", None)
-        return getattr(obj, "model", None), (
-            prompt,
-            getattr(u, "completion_tokens", 0) or 0,
-            (getattr(details, "cached_tokens", 0) or 0) if details is not None else 0,
-            (getattr(details, "cache_write_tokens", 0) or 0) if details is not None else 0,
-            (getattr(out_details, "reasoning_tokens", 0) or 0) if out_details is not None else 0,
-            0,
-        )
+        model = obj.get("model") if isinstance(obj, dict) else getattr(obj, "model", None)
+        return model, usage_of(u)
 
     def observer(self, p: Pending) -> _StreamObserver:
         return _StreamObserver(p)
@@ -189,7 +142,5 @@ def patch(patcher: Patcher) -> bool:
         import openai  # noqa: F401
     except ImportError:
         return False
-    from tokenspy.interceptor.openai_plain import sync_request
-
-    install(patcher, "openai", OpenAIAdapter(), sync_request)
+    install(patcher, "openai", OpenAIAdapter())
     return True

@@ -202,7 +202,7 @@ def _section(title: str, body: str) -> str:
 
 def render_html(data_or_records: ReportData | Iterable[CallRecord]) -> str:
     """The whole report as one self-contained HTML page."""
-    from tokenspy import __version__
+    from tokenspy.version import __version__
 
     data = report_data(data_or_records)
     t = data.totals
