@@ -13,13 +13,14 @@ import pytest
 
 from tokenspy.tokens import (
     RequestCount,
+    _encodings,
+    _openai,
     count_request,
     count_response,
     count_text,
     encoding_for_model,
     is_exact,
 )
-from tokenspy.tokens import _encodings, _openai
 
 # OpenAI cookbook, examples/How_to_count_tokens_with_tiktoken.ipynb (openai/openai-cookbook),
 # section 6: these messages are 129 prompt tokens for gpt-3.5-turbo, gpt-4-0613 and gpt-4, and 124
@@ -27,14 +28,14 @@ from tokenspy.tokens import _encodings, _openai
 COOKBOOK_MESSAGES = [
     {
         "role": "system",
-        "content": "You are a helpful, pattern-following assistant that translates corporate jargon into plain English.",
+        "content": "You are a helpful, pattern-following assistant that translates corporate jargon into plain English.",  # noqa: E501 (the published text, verbatim)
     },
     {"role": "system", "name": "example_user", "content": "New synergies will help drive top-line growth."},
     {"role": "system", "name": "example_assistant", "content": "Things working well together will increase revenue."},
     {
         "role": "system",
         "name": "example_user",
-        "content": "Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage.",
+        "content": "Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage.",  # noqa: E501
     },
     {
         "role": "system",
@@ -292,7 +293,12 @@ def test_responses_api_shapes() -> None:
         "instructions": "You are terse.",
         "input": [
             {"role": "user", "content": [{"type": "input_text", "text": "Weather in Paris?"}]},
-            {"type": "function_call", "call_id": "c1", "name": "get_current_weather", "arguments": '{"location":"Paris"}'},
+            {
+                "type": "function_call",
+                "call_id": "c1",
+                "name": "get_current_weather",
+                "arguments": '{"location":"Paris"}',
+            },
             {"type": "function_call_output", "call_id": "c1", "output": "18C"},
         ],
         "tools": flat_tools,
@@ -332,7 +338,9 @@ def test_embeddings_inputs() -> None:
 def test_legacy_completions() -> None:
     body = {"model": "gpt-3.5-turbo-instruct", "prompt": "Say this is a test", "max_tokens": 7}
     count = count_request("openai", "completions", body)
-    assert count == RequestCount("gpt-3.5-turbo-instruct", tok("Say this is a test", "cl100k_base"), 7, True, "cl100k_base")
+    assert count == RequestCount(
+        "gpt-3.5-turbo-instruct", tok("Say this is a test", "cl100k_base"), 7, True, "cl100k_base"
+    )
 
 
 def test_max_output_tokens_fields() -> None:
