@@ -22,7 +22,6 @@ import gzip
 import hashlib
 import importlib.util
 import os
-import tempfile
 import threading
 import warnings
 from collections import OrderedDict
@@ -105,6 +104,8 @@ def _candidate_paths(name: str) -> list[tuple[str, str]]:
             paths.append((ENV_DIR, os.path.join(own, name + suffix)))
     cache = os.environ.get("TIKTOKEN_CACHE_DIR", os.environ.get("DATA_GYM_CACHE_DIR"))
     if cache is None:
+        import tempfile  # only here: it is slow to import and most processes never get this far
+
         cache = os.path.join(tempfile.gettempdir(), "data-gym-cache")
     if cache:  # tiktoken treats an empty value as "no cache"
         key = hashlib.sha1(_URLS[name].encode()).hexdigest()
