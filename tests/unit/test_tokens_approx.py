@@ -149,6 +149,8 @@ def test_google_camel_and_snake_case_agree() -> None:
     expected = RequestCount("gemini-2.5-flash", scale_up(raw, G) + 2 * G_PER + G_PRIMING, 64, False, "approx:google")
     assert count_request("google", "generate_content", camel, model="models/gemini-2.5-flash") == expected
     assert count_request("google", "generate_content", snake, model="gemini-2.5-flash") == expected
+    vertex = "projects/p/locations/us-central1/publishers/google/models/gemini-2.5-flash"
+    assert count_request("google", "generate_content", {**snake, "model": vertex}) == expected
     # The SDK's own request dicts keep system instruction, tools and limits inside "config".
     sdk = {
         "contents": snake["contents"],

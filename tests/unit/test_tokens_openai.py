@@ -465,3 +465,9 @@ def test_identical_system_prompt_is_tokenized_once() -> None:
         _encodings._loaded["o200k_base"] = real
     assert calls == [len(system)]
     assert counts == {3 + tok("system") + tok(system) + 3 + tok("user") + tok("hi") + 3}
+
+
+def test_lone_surrogates_from_json_do_not_break_counting() -> None:
+    # json.loads('"\\ud800"') yields a lone surrogate; tiktoken counts it as U+FFFD.
+    text = json.loads('"' + "a" * 80 + '\\ud800 tail"')
+    assert count_text("openai", "gpt-4o", text) == tok(text.replace("\ud800", "\ufffd"))

@@ -87,7 +87,8 @@ def _google_model(body: dict[str, Any], model: str | None) -> str | None:
     name = model if model is not None else body.get("model")
     if not isinstance(name, str):
         return None
-    return name.split("/", 1)[1] if name.startswith("models/") else name
+    # "models/gemini-2.5-flash" (Gemini API) or ".../publishers/google/models/gemini-2.5-flash" (Vertex)
+    return name.rsplit("/", 1)[-1]
 
 
 def count_request(provider: str, endpoint: str, body: dict[str, Any], *, model: str | None = None) -> RequestCount:
