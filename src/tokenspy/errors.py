@@ -40,3 +40,10 @@ class PricingMatrixOutdatedWarning(UserWarning):
 
 class TokenspyWarning(UserWarning):
     """tokenspy itself hit a problem (the user's call went through untouched)."""
+
+
+class TokenizerUnavailableWarning(TokenspyWarning):
+    """A BPE encoding could not be loaded: token counts fall back to a documented approximation.
+
+    Issued once per encoding and process; the affected counts come back with ``exact=False``.
+    """
