@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+from tokenspy import usage_source
 from tokenspy.config import config
 from tokenspy.tracker import DEFAULT_WINDOW, get_global_tracker
 
@@ -13,23 +14,31 @@ DEFAULT_DIR = "~/.tokenspy"
 
 
 def init(persist: bool = False, persist_dir: str | os.PathLike[str] | None = None,
-         track_git: bool = False, window: int = DEFAULT_WINDOW) -> None:
+         track_git: bool = False, window: int = DEFAULT_WINDOW, usage: str = "response") -> None:
     """Configure tokenspy. May be called again: later calls go to the newly configured store.
 
     ``window``: with ``persist``, how many recent calls stay in memory (``stats()["calls"]``);
-    totals always count every call, and older calls are read back from the DB on demand."""
+    totals always count every call, and older calls are read back from the DB on demand.
+    ``usage``: ``"response"`` prices the usage each response reports; ``"request"`` prices what
+    each request asks for, counted with the provider's tokenizer (for test suites that mock the
+    LLM: see tokenspy.usage_source)."""
+    usage_source.check(usage)  # checked first: a bad value changes nothing
     tracker = get_global_tracker()
-    tracker.set_window(window)  # checked first: a bad value changes nothing
+    tracker.set_window(window)
+    if usage == usage_source.REQUEST:
+        usage_source.reload()
+        usage_source.deployments()  # a malformed [tool.tokenspy.deployments] is an error now
+    config.usage = usage
     config.track_git = bool(track_git)
     if persist:
         path = Path(persist_dir or DEFAULT_DIR).expanduser() / "usage.db"
         if tracker.persist_path != path:
             tracker.set_persist_path(path)
-        from tokenspy.interceptor import ensure_active
-
-        ensure_active()
     elif tracker.persist_path is not None:
         tracker.set_persist_path(None)
+    from tokenspy.interceptor import ensure_active
+
+    ensure_active()  # init() means "record": the SDKs are patched from now on
 
 
 def stats() -> dict[str, Any]:

@@ -31,6 +31,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="allowed relative cost increase (default from [tool.tokenspy.ci] or 10)")
     group.addoption("--tokenspy-max-increase-usd", type=float, metavar="USD",
                     help="allowed absolute cost increase (default from [tool.tokenspy.ci] or none)")
+    group.addoption("--tokenspy-usage", metavar="SOURCE",
+                    help="where token counts come from: response (what the response reports) or request "
+                         "(counted from each request and answer: stable under mocks); default from "
+                         "TOKENSPY_USAGE, [tool.tokenspy] usage, or response")
     group.addoption("--tokenspy-top", type=int, default=10, metavar="N",
                     help="tests listed in the terminal summary (default 10)")
     parser.addini("tokenspy", "record LLM costs per test (like --tokenspy)", type="bool", default=False)
@@ -51,6 +55,24 @@ def _pyproject_setting(rootdir: Path) -> Any:
     except (OSError, ValueError):
         return None
     return table.get("pytest", table.get("tokenspy"))
+
+
+def _usage(config: pytest.Config) -> str:
+    """The usage source: --tokenspy-usage, then TOKENSPY_USAGE, then [tool.tokenspy] usage."""
+    from tokenspy import pyproject, usage_source
+
+    value = config.getoption("tokenspy_usage") or os.environ.get("TOKENSPY_USAGE")
+    where = "--tokenspy-usage" if config.getoption("tokenspy_usage") else "TOKENSPY_USAGE"
+    if not value:
+        try:
+            path, table = pyproject.tool_table(config.rootpath)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        value, where = table.get("usage", "response"), f"{path}: [tool.tokenspy] usage"
+    try:
+        return usage_source.check(value)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{where}: {exc}") from None
 
 
 def _db_path(config: pytest.Config) -> Path | None:
@@ -98,6 +120,7 @@ class _State:
         self.previous_tracker: Any = None
         self.previous_run_id: str | None = None
         self.previous_git: bool = False
+        self.previous_usage = "response"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -107,6 +130,7 @@ def pytest_configure(config: pytest.Config) -> None:
     db = _db_path(config)
     if db is None:
         return
+    usage = _usage(config)
     workerinput = getattr(config, "workerinput", None)
     run_id = (workerinput or {}).get("tokenspy_run_id") or _default_run_id()
     state = _State(db, run_id, worker=workerinput is not None)
@@ -119,10 +143,12 @@ def pytest_configure(config: pytest.Config) -> None:
     state.previous_tracker = get_global_tracker()
     state.previous_run_id = ts_config.run_id
     state.previous_git = ts_config.track_git
+    state.previous_usage = ts_config.usage
     state.tracker = Tracker(persist_path=db)
     set_global_tracker(state.tracker)
     ts_config.run_id = run_id
     ts_config.track_git = True
+    ts_config.usage = usage
     interceptor.ensure_active()
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(state), "tokenspy-xdist")
@@ -276,6 +302,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     set_global_tracker(state.previous_tracker)
     ts_config.run_id = state.previous_run_id or ts_config.run_id
     ts_config.track_git = state.previous_git
+    ts_config.usage = state.previous_usage
 
 
 @pytest.fixture

@@ -92,6 +92,12 @@ class CallRecord:
     source_line: int | None = None
     run_id: str | None = None
     project: str | None = None
+    # "response" (the usage the response reported), "request" (counted from the request and the
+    # answer with the provider's tokenizer) or "request_approx" (counted by approximation)
+    usage_source: str = "response"
+    # the request's output ceiling (max_tokens & co.) and the cost had the answer used all of it
+    max_output_tokens: int | None = None
+    max_cost_usd: float | None = None
 
     @property
     def total_tokens(self) -> int:

@@ -15,7 +15,7 @@ import time
 import warnings
 from typing import Any
 
-from tokenspy import context, pricing
+from tokenspy import context, pricing, usage_source
 from tokenspy.config import config
 from tokenspy.errors import BudgetExceededError, PricingMatrixOutdatedWarning, TokenspyWarning
 from tokenspy.gitinfo import current_sha
@@ -32,15 +32,16 @@ class BudgetWarning(UserWarning):
 class Pending:
     """One call in flight: who made it, when, and what the request asked for."""
 
-    __slots__ = ("done", "injected", "model", "options", "provider", "scope", "stream", "t0", "tracker",
-                 "ts", "user")
+    __slots__ = ("done", "injected", "model", "options", "provider", "request", "scope", "stream", "t0",
+                 "tracker", "ts", "user")
 
     def __init__(self, provider: str, model: str | None, scope: context.Scope,
-                 user: context.UserFrame | None) -> None:
+                 user: context.UserFrame | None, request: usage_source.Request | None = None) -> None:
         self.provider = provider
         self.model = model  # the model the request named
         self.scope = scope
         self.user = user
+        self.request = request  # request mode: what to count (see tokenspy.usage_source)
         self.done = False
         self.injected = False  # the interceptor asked the stream for a usage chunk
         self.stream = False
@@ -50,17 +51,24 @@ class Pending:
         self.t0 = time.perf_counter()
 
 
-def begin(provider: str, model: str | None, depth: int = 2) -> Pending | None:
+def request_mode() -> bool:
+    """Whether calls are counted from their requests (interceptors then pass ``request``)."""
+    return config.usage == usage_source.REQUEST
+
+
+def begin(provider: str, model: str | None, depth: int = 2,
+          request: usage_source.Request | None = None) -> Pending | None:
     """Start a call; None when an outer layer records it.
 
     ``depth``: the walk for the caller starts that many frames above ``begin``'s caller's
-    caller (2: the caller of the function that called ``begin``)."""
+    caller (2: the caller of the function that called ``begin``). ``request``: in request mode,
+    what the call's usage is counted from."""
     s = context.scope.get()
     if s.suppressed:
         return None
     # Only a call made outside every profiled function needs its caller found on the stack.
     user = None if s.frames else context.user_frame(depth)
-    p = Pending(provider, model, s, user)
+    p = Pending(provider, model, s, user, request if request_mode() else None)
     for call in context.outer_calls.get():
         if call.open:  # an outer layer's call (LangChain): recorded here, skipped there
             call.inner = True
@@ -70,36 +78,48 @@ def begin(provider: str, model: str | None, depth: int = 2) -> Pending | None:
     return p
 
 
-def finish(p: Pending, usage: Usage | tuple[int, ...] | None, model: str | None = None) -> BaseException | None:
-    """Record the call once. Returns the budget error to raise, if a raising budget is now spent."""
+def finish(p: Pending, usage: Usage | tuple[int, ...] | None, model: str | None = None,
+           answer: Any = None) -> BaseException | None:
+    """Record the call once. Returns the budget error to raise, if a raising budget is now spent.
+
+    ``usage`` and ``model``: what the response reported; ``answer``: the response itself (or
+    the text a stream delivered), which request mode counts the output tokens of."""
     if p.done:
         return None
     p.done = True
     duration_ms = (time.perf_counter() - p.t0) * 1000.0
+    source, ceiling, priceable = usage_source.RESPONSE, None, True
+    if p.request is not None:
+        try:
+            counted = usage_source.count(p.provider, p.request, answer, p.model)
+            # the model the request asked for, never the one a mock's response names
+            usage, model, source = counted.usage, counted.model or p.model, counted.source
+            ceiling, priceable = counted.max_output_tokens, counted.priceable
+        except Exception as exc:  # counted from the response instead, and said once
+            internal_error(exc)
     u, changed = clean_usage(usage)
     if changed:
         warn(f"tokenspy: {p.provider} reported token counts that are not sane ({usage!r}); "
              "recorded as clamped to 0..10**12", TokenspyWarning)
     s = p.scope
     model = s.model_override or model or p.model or "unknown"
-    price = pricing.lookup(model, p.provider)
+    price = pricing.lookup(model, p.provider) if priceable else None
+    cost, max_cost = 0.0, None
     if price is None:
-        cost = 0.0
         if model != "unknown":
-            _warn_unpriced(model, p)
+            _warn_unpriced(model, p, priceable)
     else:
-        try:
-            cost = price.cost(*u, timestamp=p.ts)
-        except ValueError:  # parts outside their totals: made consistent by clean_usage already
-            cost = 0.0
-    name, source, line, stack = _attribution(p)
+        cost = price.cost(*u, timestamp=p.ts)
+        if ceiling is not None:
+            max_cost = price.cost(u.input_tokens, max(ceiling, u.output_tokens), timestamp=p.ts)
+    name, source_file, line, stack = _attribution(p)
     sessions = s.sessions
     rec = CallRecord(
         name, model, p.provider, u.input_tokens, u.output_tokens, cost, duration_ms, p.ts,
         sessions[-1].id if sessions else None, current_sha() if config.track_git else None, stack,
         u.cached_input_tokens, u.cache_write_tokens, u.reasoning_tokens, price is not None,
-        s.current_test.test_id if s.current_test is not None else None, source, line, config.run_id,
-        s.project,
+        s.current_test.test_id if s.current_test is not None else None, source_file, line, config.run_id,
+        s.project, source, ceiling, max_cost,
     )
     (p.tracker or get_global_tracker()).record(rec)
     for session in sessions:
@@ -184,13 +204,15 @@ _unpriced_warned: set[str] = set()
 _WARNED_MAX = 1024  # distinct model names warned about; past it, no more warnings
 
 
-def _warn_unpriced(model: str, p: Pending) -> None:
+def _warn_unpriced(model: str, p: Pending, known_name: bool) -> None:
     if model in _unpriced_warned or len(_unpriced_warned) >= _WARNED_MAX:
         return
     _unpriced_warned.add(model)
+    fix = ("Add it under [tool.tokenspy.prices] in pyproject.toml." if known_name else
+           f'It is an Azure OpenAI deployment: map it to its model under [tool.tokenspy.deployments] '
+           f'("{model}" = "gpt-4o") in pyproject.toml.')
     warn(f"tokenspy: no price known for model {model!r} ({p.provider}); its tokens are recorded "
-         "with cost 0 and priced=False. Add it under [tool.tokenspy.prices] in pyproject.toml.",
-         PricingMatrixOutdatedWarning)
+         f"with cost 0 and priced=False. {fix}", PricingMatrixOutdatedWarning)
 
 
 _internal_warned = False

@@ -28,7 +28,7 @@ from tokenspy import rollup
 from tokenspy.errors import TokenspyWarning
 from tokenspy.record import CallRecord
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # Columns of seed 003 first (the original tool's table), then ours. Order matters: it is the
@@ -47,6 +47,10 @@ EXTRA_COLUMNS: dict[str, str] = {
     "source_line": "INTEGER",
     "run_id": "TEXT",
     "project": "TEXT",
+    # v5: request mode (tokenspy.usage_source); rows from before it were priced from responses
+    "usage_source": "TEXT NOT NULL DEFAULT 'response'",
+    "max_output_tokens": "INTEGER",
+    "max_cost_usd": "REAL",
     # process-unique id of the row: makes `tokenspy combine` idempotent
     "call_uid": "TEXT",
 }
@@ -251,6 +255,9 @@ def _record_from_row(row: sqlite3.Row) -> CallRecord:
         source_line=get("source_line"),
         run_id=get("run_id"),
         project=get("project"),
+        usage_source=get("usage_source", "response"),
+        max_output_tokens=get("max_output_tokens"),
+        max_cost_usd=get("max_cost_usd"),
     )
 
 
@@ -323,7 +330,8 @@ def _insert(conn: sqlite3.Connection, records: list[CallRecord]) -> None:
         (uid, r.function_name, _stack_text(r.call_stack), r.model, r.provider, r.input_tokens,
          r.output_tokens, r.cost_usd, r.duration_ms, r.timestamp, r.session_id, r.git_commit,
          r.cached_input_tokens, r.cache_write_tokens, r.reasoning_tokens, 1 if r.priced else 0, r.test_id,
-         r.source_file, r.source_line, r.run_id, r.project)
+         r.source_file, r.source_line, r.run_id, r.project, r.usage_source, r.max_output_tokens,
+         r.max_cost_usd)
         for uid, r in zip(_take_uids(len(records)), records, strict=True)
     ])
 

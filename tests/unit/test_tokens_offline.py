@@ -45,7 +45,7 @@ COUNT = textwrap.dedent(
     """
     import json, sys
     sys.path.insert(0, {tests_dir!r})
-    from test_tokens_openai import COOKBOOK_MESSAGES
+    from openai_cookbook import COOKBOOK_MESSAGES
     from tokenspy.tokens import count_request, is_exact
     from tokenspy.tokens._encodings import encoding_source
     out = {{
@@ -56,7 +56,7 @@ COUNT = textwrap.dedent(
     }}
     print(json.dumps(out))
     """
-).format(tests_dir=str(Path(__file__).parent))
+).format(tests_dir=str(Path(__file__).parents[1]))
 
 
 def bundled(name: str) -> Path:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from tokenspy import rollup, store
 
-_DEFAULTS = {"cached_input_tokens": "0", "cache_write_tokens": "0", "reasoning_tokens": "0", "priced": "1"}
+_DEFAULTS = {"cached_input_tokens": "0", "cache_write_tokens": "0", "reasoning_tokens": "0", "priced": "1",
+             "usage_source": "'response'"}
 _INSERT = (f"INSERT OR IGNORE INTO llm_calls ({', '.join(store.COLUMNS)}) "
            f"VALUES ({', '.join('?' for _ in store.COLUMNS)})")
 BATCH = 20_000

@@ -38,11 +38,14 @@ class Observer(Protocol):
     def result(self) -> tuple[str | None, Usage | None]:
         """(model, usage) known so far."""
 
+    def answer(self) -> Any:
+        """What the stream delivered so far (request mode counts it): text, or a whole response."""
+
 
 class Adapter(Protocol):
     provider: str
 
-    def start(self, options: Any) -> Pending | None:
+    def start(self, options: Any, client: Any) -> Pending | None:
         """A Pending for a billed call (``p.options`` set when the request is to be changed)."""
 
     def usage(self, obj: Any) -> tuple[str | None, Usage] | None:
@@ -70,9 +73,9 @@ class Kinds:
         self.linked = streams + responses  # the results _handle links instead of recording
 
 
-def _finish(p: Pending, got: tuple[str | None, Usage | None] | None) -> Any:
+def _finish(p: Pending, got: tuple[str | None, Usage | None] | None, answer: Any = None) -> Any:
     model, usage = got if got is not None else (None, None)
-    return recorder.finish(p, usage, model)
+    return recorder.finish(p, usage, model, answer)
 
 
 def _handle(p: Pending, result: Any, adapter: Adapter, kinds: Kinds) -> Any:
@@ -95,13 +98,10 @@ def _handle(p: Pending, result: Any, adapter: Adapter, kinds: Kinds) -> Any:
             except ValueError:
                 return None
             got = adapter.usage(data)
-            if got is not None:
-                return _finish(p, got)
+            if got is not None or p.request is not None:
+                return _finish(p, got, data)
         return None
-    got = adapter.usage(result)
-    if got is None:
-        return recorder.finish(p, None, None)
-    return recorder.finish(p, got[1], got[0])
+    return _finish(p, adapter.usage(result), result)
 
 
 def _handled(p: Pending, result: Any, adapter: Adapter, kinds: Kinds) -> BaseException | None:
@@ -116,7 +116,7 @@ def _handled(p: Pending, result: Any, adapter: Adapter, kinds: Kinds) -> BaseExc
 def _sync_request(orig: Callable[..., Any], adapter: Adapter, kinds: Kinds) -> Callable[..., Any]:
     def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            p = adapter.start(options)
+            p = adapter.start(options, self)
         except Exception as exc:
             recorder.internal_error(exc)
             p = None
@@ -132,7 +132,7 @@ def _sync_request(orig: Callable[..., Any], adapter: Adapter, kinds: Kinds) -> C
 def _async_request(orig: Callable[..., Any], adapter: Adapter, kinds: Kinds) -> Callable[..., Any]:
     async def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            p = adapter.start(options)
+            p = adapter.start(options, self)
         except Exception as exc:
             recorder.internal_error(exc)
             p = None
@@ -174,7 +174,9 @@ def _feed(obs: Observer | None, chunk: Any) -> bool:
 
 def _end(p: Pending, obs: Observer | None) -> Any:
     try:
-        return _finish(p, obs.result() if obs is not None else None)
+        if obs is None:
+            return _finish(p, None)
+        return _finish(p, obs.result(), obs.answer() if p.request is not None else None)
     except Exception as exc:
         recorder.internal_error(exc)
         return None

@@ -21,6 +21,7 @@ from tokenspy import recorder
 from tokenspy.interceptor._patch import Patcher
 from tokenspy.interceptor._stainless import get, install
 from tokenspy.recorder import Pending, Usage
+from tokenspy.usage_source import Request
 
 PROVIDER = "anthropic"
 _FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
@@ -54,10 +55,12 @@ def usage_of(u: Any) -> Usage:
 class _StreamObserver:
     """Folds the stream events into the final usage: start values, then non-null delta values."""
 
-    __slots__ = ("fields", "model", "seen", "split", "thinking")
+    __slots__ = ("fields", "model", "pieces", "seen", "split", "thinking")
 
     def __init__(self, p: Pending) -> None:
         self.model: str | None = p.model
+        # request mode: the answer as delivered (text, thinking, tool names and input JSON)
+        self.pieces: list[str] | None = [] if p.request is not None else None
         self.fields: dict[str, int] = {}
         self.split: Any = None  # cache_creation (5m/1h) of message_start
         self.thinking: Any = None
@@ -75,8 +78,28 @@ class _StreamObserver:
         if details is not None:
             self.thinking = details
 
+    def answer(self) -> str:
+        return "".join(self.pieces or ())
+
+    def _collect(self, kind: Any, event: Any) -> None:
+        assert self.pieces is not None
+        if kind == "content_block_start":
+            block = get(event, "content_block")
+            for name in ("text", "thinking", "name"):
+                value = get(block, name)
+                if isinstance(value, str) and value:
+                    self.pieces.append(value)
+        elif kind == "content_block_delta":
+            delta = get(event, "delta")
+            for name in ("text", "thinking", "partial_json"):
+                value = get(delta, name)
+                if isinstance(value, str) and value:
+                    self.pieces.append(value)
+
     def feed(self, event: Any) -> bool:
         kind = get(event, "type")
+        if self.pieces is not None:
+            self._collect(kind, event)
         if kind == "message_start":
             message = get(event, "message")
             self.model = get(message, "model") or self.model
@@ -104,13 +127,14 @@ class _StreamObserver:
 class AnthropicAdapter:
     provider = PROVIDER
 
-    def start(self, options: Any) -> Pending | None:
+    def start(self, options: Any, client: Any) -> Pending | None:
         if getattr(options, "method", None) != "post" or not _billed(getattr(options, "url", None)):
             return None
         body = options.json_data
         model = body.get("model") if isinstance(body, dict) else None
+        request = Request("messages", body) if recorder.request_mode() and isinstance(body, dict) else None
         # depth 4: the caller walk skips this start() and _stainless' request(), always ours
-        return recorder.begin(PROVIDER, model if isinstance(model, str) else None, 4)
+        return recorder.begin(PROVIDER, model if isinstance(model, str) else None, 4, request)
 
     def usage(self, obj: Any) -> tuple[str | None, Usage] | None:
         u = get(obj, "usage")

@@ -24,6 +24,7 @@ from typing import Any
 from tokenspy import recorder
 from tokenspy.interceptor._patch import Patcher
 from tokenspy.recorder import Pending, Usage
+from tokenspy.usage_source import Request, jsonable, text_of
 
 PROVIDER = "google"
 
@@ -76,7 +77,11 @@ def _result_of(response: Any, requested: str | None) -> tuple[str | None, Usage 
 
 def _begin(kwargs: dict[str, Any]) -> Pending | None:
     try:
-        return recorder.begin(PROVIDER, model_name(kwargs.get("model")))
+        request = None
+        if recorder.request_mode():  # the SDK's snake_case request, as tokenspy.tokens reads it
+            body = {"contents": jsonable(kwargs.get("contents")), "config": jsonable(kwargs.get("config")) or {}}
+            request = Request("generate_content", body)
+        return recorder.begin(PROVIDER, model_name(kwargs.get("model")), 2, request)
     except Exception as exc:
         recorder.internal_error(exc)
         return None
@@ -85,7 +90,7 @@ def _begin(kwargs: dict[str, Any]) -> Pending | None:
 def _finish(p: Pending, response: Any) -> Any:
     try:
         model, usage = _result_of(response, p.model)
-        return recorder.finish(p, usage, model)
+        return recorder.finish(p, usage, model, response)
     except Exception as exc:
         recorder.internal_error(exc)
         return None
@@ -94,15 +99,32 @@ def _finish(p: Pending, response: Any) -> Any:
 class _Last:
     """What a stream said last: usage is cumulative, so the last one is the call's."""
 
-    __slots__ = ("model", "seen", "usage")
+    __slots__ = ("model", "pieces", "seen", "usage")
 
-    def __init__(self) -> None:
+    def __init__(self, p: Pending) -> None:
         self.usage: Any = None
         self.model: Any = None
         self.seen = 0
+        # request mode: the answer as delivered (text parts, function calls)
+        self.pieces: list[str] | None = [] if p.request is not None else None
+
+    def _collect(self, chunk: Any) -> None:
+        assert self.pieces is not None
+        for cand in (getattr(chunk, "candidates", None) or ())[:1]:
+            for part in getattr(getattr(cand, "content", None), "parts", None) or ():
+                if getattr(part, "thought", None):
+                    continue
+                text = getattr(part, "text", None)
+                if text:
+                    self.pieces.append(text)
+                call = getattr(part, "function_call", None)
+                if call is not None:
+                    self.pieces += [getattr(call, "name", None) or "", text_of(getattr(call, "args", None) or {})]
 
     def feed(self, chunk: Any) -> None:
         self.seen += 1
+        if self.pieces is not None:
+            self._collect(chunk)
         um = getattr(chunk, "usage_metadata", None)
         if um is not None:
             self.usage = um
@@ -116,7 +138,8 @@ def _finish_stream(p: Pending, last: _Last) -> Any:
         return None
     try:
         usage = usage_of(last.usage) if last.usage is not None else None
-        return recorder.finish(p, usage, model_name(last.model) or p.model)
+        answer = "".join(last.pieces) if last.pieces is not None else None
+        return recorder.finish(p, usage, model_name(last.model) or p.model, answer)
     except Exception as exc:
         recorder.internal_error(exc)
         return None
@@ -152,7 +175,7 @@ def _sync_stream(orig: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[A
         if p is None:
             yield from inner
             return
-        last = _Last()
+        last = _Last(p)
         error = None
         try:
             for chunk in inner:
@@ -169,7 +192,7 @@ def _sync_stream(orig: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[A
 
 
 async def _observe(inner: AsyncIterator[Any], p: Pending) -> AsyncIterator[Any]:
-    last = _Last()
+    last = _Last(p)
     error = None
     try:
         async for chunk in inner:

@@ -9,6 +9,7 @@ from tokenspy.config import config
 from tokenspy.interceptor._patch import Patcher
 from tokenspy.interceptor._stainless import install
 from tokenspy.recorder import Pending, Usage
+from tokenspy.usage_source import Request
 
 PROVIDER = "openai"
 # URL suffix -> kind; "/chat/completions" is tested before "/completions".
@@ -24,6 +25,15 @@ def _kind(url: Any) -> str | None:
     if not isinstance(url, str):
         return None
     return next((k for suffix, k in _ENDPOINTS if url.endswith(suffix)), None)
+
+
+def _is_azure(client: Any) -> bool:
+    """An Azure OpenAI client: the request's model is a deployment name."""
+    try:
+        from openai.lib.azure import BaseAzureClient
+    except ImportError:  # pragma: no cover - every supported SDK has it
+        return False
+    return isinstance(client, BaseAzureClient)
 
 
 def usage_of(u: Any) -> Usage:
@@ -67,15 +77,41 @@ def _usage_of_dict(u: dict[str, Any]) -> Usage:
 
 
 class _StreamObserver:
-    __slots__ = ("chunks", "injected", "model", "usage")
+    __slots__ = ("chunks", "final", "injected", "model", "pieces", "usage")
 
     def __init__(self, p: Pending) -> None:
         self.injected = p.injected
         self.model: str | None = p.model
         self.usage: Any = None
         self.chunks = 0
+        # request mode: the answer as delivered (text, refusals, tool calls; or the final response)
+        self.pieces: list[str] | None = [] if p.request is not None else None
+        self.final: Any = None
+
+    def _collect(self, chunk: Any) -> None:
+        pieces = self.pieces
+        assert pieces is not None
+        for choice in getattr(chunk, "choices", None) or ():
+            delta = getattr(choice, "delta", None)
+            if delta is None:  # legacy completions: the text is on the choice
+                text = getattr(choice, "text", None)
+                if text:
+                    pieces.append(text)
+                continue
+            for name in ("content", "refusal"):
+                text = getattr(delta, name, None)
+                if text:
+                    pieces.append(text)
+            for call in getattr(delta, "tool_calls", None) or ():
+                fn = getattr(call, "function", None)
+                pieces.extend(x for x in (getattr(fn, "name", None), getattr(fn, "arguments", None)) if x)
+
+    def answer(self) -> Any:
+        return self.final if self.final is not None else "".join(self.pieces or ())
 
     def feed(self, chunk: Any) -> bool:
+        if self.pieces is not None:
+            self._collect(chunk)
         u = getattr(chunk, "usage", None)
         if u is not None:  # chat/completions: the final usage chunk
             self.usage = u
@@ -85,6 +121,8 @@ class _StreamObserver:
         response = getattr(chunk, "response", None)  # responses API events
         if response is not None:
             self.model = getattr(response, "model", None) or self.model
+            if getattr(chunk, "type", None) in ("response.completed", "response.incomplete"):
+                self.final = response
             ru = getattr(response, "usage", None)
             if ru is not None:
                 self.usage = ru
@@ -105,7 +143,7 @@ class _StreamObserver:
 class OpenAIAdapter:
     provider = PROVIDER
 
-    def start(self, options: Any) -> Pending | None:
+    def start(self, options: Any, client: Any) -> Pending | None:
         if options.method != "post":
             return None
         kind = _kind(options.url)
@@ -113,8 +151,11 @@ class OpenAIAdapter:
             return None
         body = options.json_data
         model = body.get("model") if isinstance(body, dict) else None
+        request = None
+        if recorder.request_mode() and isinstance(body, dict):
+            request = Request(kind, body, _is_azure(client))
         # depth 4: the caller walk skips this start() and _stainless' request(), always ours
-        p = recorder.begin(PROVIDER, model if isinstance(model, str) else None, 4)
+        p = recorder.begin(PROVIDER, model if isinstance(model, str) else None, 4, request)
         if p is None:
             return None
         if kind in ("chat", "completions") and isinstance(body, dict) and body.get("stream"):
