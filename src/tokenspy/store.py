@@ -33,7 +33,7 @@ from tokenspy import rollup
 from tokenspy.errors import TokenspyWarning
 from tokenspy.record import ROW_NULLABLE, CallRecord, row_of
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # Columns of seed 003 first (the original tool's table), then ours. Order matters: it is the
@@ -241,6 +241,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
     # v4: the roll-up the diff reads (tokenspy.rollup); rows already there are rolled up by the
     # next write that rolls up
     rollup.create(conn)
+    __import__("tokenspy.runs", fromlist=["create"]).create(conn)  # v5: the runs table (tokenspy.runs)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
