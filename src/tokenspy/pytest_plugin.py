@@ -112,6 +112,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     db = _db_path(config)
     if db is None:
+        # a budget marker is a test's own assertion: it holds with the plugin off too
+        config.pluginmanager.register(_MarkedOnly(), "tokenspy-budgets")
         return
     workerinput = getattr(config, "workerinput", None)
     run_id = (workerinput or {}).get("tokenspy_run_id") or _default_run_id()
@@ -160,11 +162,10 @@ def _location(item: pytest.Item) -> tuple[str | None, int | None]:
     return repo_relative(path), line
 
 
-class _Recorder:
-    """Per-test attribution (setup, call and teardown), the budget marker, summary and gate."""
+class _Budgets:
+    """Each test's cost, summed while its phases run, and its ``tokenspy_budget`` marker."""
 
-    def __init__(self, state: _State) -> None:
-        self.state = state
+    def __init__(self) -> None:
         self.costs: dict[str, float] = {}
 
     def _phase(self, item: pytest.Item, phase: str) -> Generator[None, Any, Any]:
@@ -186,21 +187,6 @@ class _Recorder:
             context.collectors.reset(collect_token)
             context.current_test.reset(test_token)
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, Any, Any]:
-        return (yield from self._phase(item, "setup"))
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
-        result = yield from self._phase(item, "call")
-        self._check_budget(item)
-        return result
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: Any) -> Generator[None, Any, Any]:
-        result = yield from self._phase(item, "teardown")
-        self._check_budget(item)
-        return result
 
     def _check_budget(self, item: pytest.Item) -> None:
         marker = item.get_closest_marker("tokenspy_budget")
@@ -213,6 +199,58 @@ class _Recorder:
         if spent > usd and not item.stash.get(_BUDGET_FAILED, False):
             item.stash[_BUDGET_FAILED] = True
             pytest.fail(f"LLM calls cost ${spent:.6f}, over this test's budget of ${usd:.6f}", pytrace=False)
+
+    def _wanted(self, item: pytest.Item) -> bool:
+        return True
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        if not self._wanted(item):
+            return (yield)
+        return (yield from self._phase(item, "setup"))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        if not self._wanted(item):
+            return (yield)
+        result = yield from self._phase(item, "call")
+        self._check_budget(item)
+        return result
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: Any) -> Generator[None, Any, Any]:
+        if not self._wanted(item):
+            return (yield)
+        result = yield from self._phase(item, "teardown")
+        self._check_budget(item)
+        return result
+
+
+class _MarkedOnly(_Budgets):
+    """The plugin off: only tests with a ``tokenspy_budget`` marker are recorded, in memory (the
+    global tracker), so that their budget is checked; nothing is written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active = False
+
+    def _wanted(self, item: pytest.Item) -> bool:
+        if item.get_closest_marker("tokenspy_budget") is None:
+            return False
+        if not self.active:
+            from tokenspy import interceptor
+
+            interceptor.ensure_active()
+            self.active = True
+        return True
+
+
+class _Recorder(_Budgets):
+    """Per-test attribution (setup, call and teardown), the budget marker, summary and gate."""
+
+    def __init__(self, state: _State) -> None:
+        super().__init__()
+        self.state = state
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

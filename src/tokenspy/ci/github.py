@@ -44,6 +44,17 @@ def unescape_property(value: str) -> str:
     return unescape_data(value.replace("%2C", ",").replace("%3A", ":"))
 
 
+def describe_command(line: str) -> str:
+    """A workflow command as a person reads it (``error app.py:12: message``), for a terminal."""
+    head, _, message = line[2:].partition("::")
+    name, _, props = head.partition(" ")
+    values = dict(p.split("=", 1) for p in props.split(",") if "=" in p) if props else {}
+    where = unescape_property(values.get("file", ""))
+    if where and values.get("line"):
+        where += f":{values['line']}"
+    return f"{name}{' ' + where if where else ''}: {unescape_data(message)}"
+
+
 def command(name: str, message: object = "", **properties: object) -> str:
     """One workflow command line, e.g. ``::warning file=a.py,line=3,title=t::msg``."""
     props = ",".join(f"{k}={escape_property(v)}" for k, v in properties.items() if v is not None and v != "")
