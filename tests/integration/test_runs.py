@@ -189,3 +189,21 @@ def test_budget_marker_is_checked_without_the_plugin(project):
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*test_dear*", "*over this test's budget of $0.000001*"])
     assert not (project.path / ".tokenspy").exists()  # recorded in memory only
+
+
+def test_the_plugin_and_the_commands_share_one_db_rule(project, monkeypatch, capsys, tmp_path):
+    # the README's and the demo's hint: after `pytest --tokenspy`, `tokenspy report` finds the run
+    (project.path / "pkg").mkdir()
+    project.runpytest("--tokenspy").assert_outcomes(passed=1)
+    monkeypatch.chdir(project.path / "pkg")
+    capsys.readouterr()
+    assert main(["report"]) == 0
+    assert "test_app" in capsys.readouterr().out
+    # TOKENSPY_DB moves both
+    elsewhere = tmp_path / "costs.db"
+    monkeypatch.setenv("TOKENSPY_DB", str(elsewhere))
+    monkeypatch.chdir(project.path)
+    project.runpytest("--tokenspy").assert_outcomes(passed=1)
+    assert [r["calls"] for r in runs_of(elsewhere)] == [1]
+    capsys.readouterr()
+    assert main(["history"]) == 0 and "gpt-4o-mini" in capsys.readouterr().out
