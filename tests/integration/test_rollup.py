@@ -403,7 +403,7 @@ def test_v3_db_with_rows_migrates_and_rolls_up_what_was_there(tmp_path, monkeypa
     assert snapshot(tmp_path) == before
     store.write_records(db, [rec("h", 10, commit=C2)])
     with closing(sqlite3.connect(db)) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == 5
     assert state(db) == (4, 4, 4)
     check_rollup(db)
     assert_same_diff(diff(Source(str(db)), Source(str(db), C1)),

@@ -122,10 +122,24 @@ def _header(first: str, has_baseline: bool) -> list[str]:
     return [md(h) for h in (head if has_baseline else head[1:])]
 
 
+def _level_cell(d: CostDiff, r: DiffRow) -> str:
+    if not r.regression:
+        return "⚠️ warn level"
+    return "❌ fail" if d.verdict == "fail" else "⚠️ fail level (not failing)"
+
+
+def counts_text(d: CostDiff) -> str:
+    """The counts next to the verdict; "regression" only where one can fail the verdict."""
+    n_r, n_w = len(d.regressions), len(d.warnings)
+    if not d.thresholds.fail_on_regression:
+        return f"{_plural(n_r + n_w, 'increase')} over the warn threshold (not failing)"
+    return _plural(n_r, "regression") + (f" · {_plural(n_w, 'warning')}" if n_w else "")
+
+
 def _regression_rows(d: CostDiff) -> Table:
     header = [md(h) for h in ("Level", "Kind", "Name", "Baseline", "Current", "Δ $", "Δ %", "Threshold", "Why")]
     rows = [
-        ["❌ fail" if r.regression else "⚠️ warn", r.kind, _name(r) if r.kind != "total" else "**total**",
+        [_level_cell(d, r), r.kind, _name(r) if r.kind != "total" else "**total**",
          md(fmt.usd(r.baseline.cost_usd) if r.baseline else "—"),
          md(fmt.usd(r.current.cost_usd) if r.current else "—"),
          md(fmt.signed_usd(r.delta_usd)), md(fmt.pct(r)), md(r.limits.describe() if r.limits else ""),
@@ -196,7 +210,7 @@ def mode_text(d: CostDiff) -> str:
 
 
 def _limits_text(d: CostDiff) -> str:
-    return md(d.thresholds.limits.describe()) + " per key and on the total"
+    return md(d.thresholds.limits.describe()) + " per function and test (the total when none is over)"
 
 
 def reproduce_text(d: CostDiff) -> str:
@@ -249,7 +263,7 @@ def _render(d: CostDiff, sections: Sequence[Section], regressions: Table, unpric
     return _env().get_template("report.md.j2").render(
         d=d, sections=secs, regressions=_cut(regressions, limit) if regressions.rows else None,
         unpriced=_cut(unpriced, limit) if unpriced.rows else None, mode_text=md(mode_text(d)),
-        headline=md(headline(d)),
+        headline=md(headline(d)), counts=md(counts_text(d)),
         limits=_limits_text(d), notes=[md(n) for n in d.notes], reproduce=reproduce_text(d),
         truncated=budget_note if limit is not None else "",
     )
