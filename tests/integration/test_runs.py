@@ -92,16 +92,18 @@ def test_a_dirty_rerun_is_not_averaged_with_the_clean_run(project, capsys, monke
 
 
 def test_compare_uses_clean_runs_and_says_when_it_left_a_dirty_one_out(project, capsys, monkeypatch):
+    # in subprocesses: three runs and a commit in between, isolated from what earlier in-process
+    # runs left in sys.modules
     db = project.path / ".tokenspy" / "usage.db"
-    project.runpytest("--tokenspy").assert_outcomes(passed=1)
+    project.runpytest_subprocess("--tokenspy").assert_outcomes(passed=1)
     project.makepyfile(test_app=DEARER)
     commit(project.path, "v2: dearer")
-    project.runpytest("--tokenspy").assert_outcomes(passed=1)
+    project.runpytest_subprocess("--tokenspy").assert_outcomes(passed=1)
     monkeypatch.chdir(project.path)
     assert main(["compare", "HEAD~1", "HEAD", "--fail-on-regression"]) == 1
     # a re-run of HEAD with the change undone in the work tree
     project.makepyfile(test_app=TESTS)
-    project.runpytest("--tokenspy").assert_outcomes(passed=1)
+    project.runpytest_subprocess("--tokenspy").assert_outcomes(passed=1)
     capsys.readouterr()
     rc = main(["compare", "HEAD~1", "HEAD", "--fail-on-regression", "--db", str(db)])
     out = capsys.readouterr().out
