@@ -122,12 +122,12 @@ def _run_tests(repo: Path, out: TextIO) -> None:
 
 @contextmanager
 def _github_env(files: dict[str, Path]):
-    """Act like a GitHub runner for the diff: workflow commands on stdout, summary and outputs
-    appended to files."""
-    keys = ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT", "GITHUB_WORKSPACE", "RUNNER_TEMP")
+    """Act like a GitHub runner for the diff: summary and outputs appended to files. Workflow
+    commands go to a file too: on a terminal a raw ``::error …`` line is noise, and under a
+    real runner (GITHUB_ACTIONS=true) they would annotate the demo's own job."""
+    keys = ("GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT", "GITHUB_WORKSPACE", "RUNNER_TEMP")
     saved = {k: os.environ.get(k) for k in keys}
     os.environ.update({
-        "GITHUB_ACTIONS": "true",
         "GITHUB_STEP_SUMMARY": str(files["summary"]),
         "GITHUB_OUTPUT": str(files["outputs"]),
         "GITHUB_WORKSPACE": str(files["repo"]),
@@ -147,6 +147,8 @@ def run_demo(directory: str | os.PathLike[str] | None = None, out: TextIO = sys.
     """Run the tour; returns 0 when the chain behaved as expected (it flags the regression)."""
     started = time.perf_counter()
     base = Path(directory).expanduser().resolve() if directory else Path(tempfile.mkdtemp(prefix="tokenspy-demo-"))
+    if base.exists() and not base.is_dir():
+        raise NotADirectoryError(f"{base}: not a directory (--dir names the directory to create the demo in)")
     repo = base / "llm-app"
     if repo.exists() and any(repo.iterdir()):
         raise FileExistsError(f"{repo} already exists and is not empty")
@@ -175,25 +177,32 @@ def run_demo(directory: str | os.PathLike[str] | None = None, out: TextIO = sys.
         "summary": base / "step-summary.md",
         "outputs": base / "step-outputs.txt",
         "runner_temp": base / "runner-temp",
+        "commands": base / "workflow-commands.txt",
     }
     files["runner_temp"].mkdir(exist_ok=True)
     w("\n3. the CI step: `tokenspy compare HEAD~1 HEAD --fail-on-regression` as a GitHub runner sees it\n")
     w("-" * 78 + "\n")
     out.flush()
-    from tokenspy.ci import compare_commits
+    from tokenspy.ci import compare_commits, github
 
     cwd = os.getcwd()
     os.chdir(repo)
     try:
         with _github_env(files):
             diff = compare_commits(str(db), "HEAD~1", "HEAD", repo=str(repo), fail_on_regression=True,
-                                   output=out, format="markdown")
+                                   output=out, format="markdown", github=False)
+            with open(files["commands"], "w", encoding="utf-8") as fh:
+                github.publish(diff, fh, root=repo)
     finally:
         os.chdir(cwd)
     w("-" * 78 + "\n\n")
-    w(f"verdict: {diff.verdict}  (a real CI step would now exit 1 and fail the check)\n")
+    w("annotations on the pull request's diff:\n")
+    for line in github.annotations(diff, root=repo):
+        w(f"  {github.describe_command(line)}\n")
+    w(f"\nverdict: {diff.verdict}  (a real CI step would now exit 1 and fail the check)\n")
     w(f"job summary (Markdown)  : {files['summary']}\n")
     w(f"step outputs            : {files['outputs']}\n")
+    w(f"workflow commands       : {files['commands']}\n")
     w(f"usage DB (both commits) : {db}\n")
     w(f"try it yourself         : cd {repo} && tokenspy compare HEAD~1 HEAD && tokenspy report\n")
     w(f"done in {time.perf_counter() - started:.1f} s, offline, no API key.\n")

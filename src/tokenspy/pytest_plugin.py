@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import uuid
 from collections.abc import Generator
 from pathlib import Path
@@ -23,7 +24,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("tokenspy", "LLM cost tracking (tokenspy)")
     group.addoption(
         "--tokenspy", nargs="?", const=True, default=None, metavar="PATH",
-        help=f"record the cost of every LLM call per test into a SQLite DB (default {DEFAULT_DB})",
+        help="record the cost of every LLM call per test into a SQLite DB (default $TOKENSPY_DB, else "
+             f"{DEFAULT_DB} at the top of the git work tree, else ~/{DEFAULT_DB})",
     )
     group.addoption("--tokenspy-baseline", metavar="PATH",
                     help="diff this run against a baseline DB at the end; a regression fails the run")
@@ -93,8 +95,10 @@ def _db_path(config: pytest.Config) -> Path | None:
         raw = str(config.getini("tokenspy_db"))
     elif isinstance(setting, str):
         raw = setting
-    else:
-        raw = DEFAULT_DB
+    else:  # the one rule of every command (tokenspy.dbpath): $TOKENSPY_DB, the repo's, ~'s
+        from tokenspy import dbpath
+
+        return dbpath.find(None, writing=True, cwd=config.rootpath)
     path = Path(raw).expanduser()
     return path if path.is_absolute() else config.rootpath / path
 
@@ -116,6 +120,8 @@ class _State:
         self.db = db
         self.run_id = run_id
         self.worker = worker
+        self.started_at = time.time()
+        self.git: Any = None  # tokenspy.gitstate.GitState of the code under test (controller only)
         self.tracker: Any = None
         self.previous_tracker: Any = None
         self.previous_run_id: str | None = None
@@ -129,12 +135,19 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     db = _db_path(config)
     if db is None:
+        # a budget marker is a test's own assertion: it holds with the plugin off too
+        config.pluginmanager.register(_MarkedOnly(), "tokenspy-budgets")
         return
     usage = _usage(config)
     workerinput = getattr(config, "workerinput", None)
     run_id = (workerinput or {}).get("tokenspy_run_id") or _default_run_id()
     state = _State(db, run_id, worker=workerinput is not None)
     config.stash[_ENABLED] = state
+    if not state.worker:
+        from tokenspy import gitstate
+
+        # read before the tests run: the code they test, not what they may leave behind
+        state.git = gitstate.read(config.rootpath)
 
     from tokenspy import interceptor
     from tokenspy.config import config as ts_config
@@ -175,11 +188,10 @@ def _location(item: pytest.Item) -> tuple[str | None, int | None]:
     return repo_relative(path), line
 
 
-class _Recorder:
-    """Per-test attribution (setup, call and teardown), the budget marker, summary and gate."""
+class _Budgets:
+    """Each test's cost, summed while its phases run, and its ``tokenspy_budget`` marker."""
 
-    def __init__(self, state: _State) -> None:
-        self.state = state
+    def __init__(self) -> None:
         self.costs: dict[str, float] = {}
 
     def _phase(self, item: pytest.Item, phase: str) -> Generator[None, Any, Any]:
@@ -201,21 +213,6 @@ class _Recorder:
             context.collectors.reset(collect_token)
             context.current_test.reset(test_token)
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, Any, Any]:
-        return (yield from self._phase(item, "setup"))
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
-        result = yield from self._phase(item, "call")
-        self._check_budget(item)
-        return result
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: Any) -> Generator[None, Any, Any]:
-        result = yield from self._phase(item, "teardown")
-        self._check_budget(item)
-        return result
 
     def _check_budget(self, item: pytest.Item) -> None:
         marker = item.get_closest_marker("tokenspy_budget")
@@ -229,6 +226,58 @@ class _Recorder:
             item.stash[_BUDGET_FAILED] = True
             pytest.fail(f"LLM calls cost ${spent:.6f}, over this test's budget of ${usd:.6f}", pytrace=False)
 
+    def _wanted(self, item: pytest.Item) -> bool:
+        return True
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        if not self._wanted(item):
+            return (yield)
+        return (yield from self._phase(item, "setup"))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        if not self._wanted(item):
+            return (yield)
+        result = yield from self._phase(item, "call")
+        self._check_budget(item)
+        return result
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: Any) -> Generator[None, Any, Any]:
+        if not self._wanted(item):
+            return (yield)
+        result = yield from self._phase(item, "teardown")
+        self._check_budget(item)
+        return result
+
+
+class _MarkedOnly(_Budgets):
+    """The plugin off: only tests with a ``tokenspy_budget`` marker are recorded, in memory (the
+    global tracker), so that their budget is checked; nothing is written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active = False
+
+    def _wanted(self, item: pytest.Item) -> bool:
+        if item.get_closest_marker("tokenspy_budget") is None:
+            return False
+        if not self.active:
+            from tokenspy import interceptor
+
+            interceptor.ensure_active()
+            self.active = True
+        return True
+
+
+class _Recorder(_Budgets):
+    """Per-test attribution (setup, call and teardown), the budget marker, summary and gate."""
+
+    def __init__(self, state: _State) -> None:
+        super().__init__()
+        self.state = state
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         state = self.state
@@ -236,6 +285,7 @@ class _Recorder:
             state.tracker.flush()
         if state.worker:
             return
+        _write_run(state)
         baseline = session.config.getoption("tokenspy_baseline")
         if baseline:
             verdict = _gate(session.config, state, baseline)
@@ -264,13 +314,26 @@ _BUDGET_FAILED = pytest.StashKey[bool]()
 _GATE_REPORT = pytest.StashKey[str]()
 
 
+def _write_run(state: _State) -> None:
+    """The run's row in ``runs``, also for a run without LLM calls: that is a run of $0 (the PR
+    that removed the last call), not a missing one."""
+    import warnings
+
+    from tokenspy import runs
+    from tokenspy.errors import TokenspyWarning
+
+    try:
+        runs.write(state.db, state.run_id, state.git, state.started_at, time.time())
+    except Exception as exc:  # an unwritable DB: the calls already warned; the tests still count
+        warnings.warn(f"tokenspy: cannot record the run in {state.db} ({exc})", TokenspyWarning, stacklevel=1)
+
+
 def _gate(config: pytest.Config, state: _State, baseline: str) -> str:
-    """Diff this run's rows against the baseline; returns "pass", "fail" or "error"."""
+    """Diff this run (its rows in the DB, which also keeps earlier runs for `tokenspy compare`)
+    against the baseline; returns "pass", "fail" or "error"."""
     import io
-    import tempfile
 
     from tokenspy.ci import annotate_cost_diff
-    from tokenspy.testing_summary import extract_run
 
     thresholds: dict[str, float] = {}
     if config.getoption("tokenspy_max_increase_pct") is not None:
@@ -278,15 +341,12 @@ def _gate(config: pytest.Config, state: _State, baseline: str) -> str:
     if config.getoption("tokenspy_max_increase_usd") is not None:
         thresholds["max_increase_usd"] = config.getoption("tokenspy_max_increase_usd")
     out = io.StringIO()
-    with tempfile.TemporaryDirectory(prefix="tokenspy-") as tmp:
-        # the DB keeps earlier runs (for `tokenspy compare`); the gate looks at this one only
-        current = extract_run(state.db, state.run_id, Path(tmp) / "current.db")
-        try:
-            diff = annotate_cost_diff(str(current), str(Path(baseline).expanduser()), output=out,
-                                      fail_on_regression=True, **thresholds)
-        except Exception as exc:  # a bad baseline path or DB: say so, fail the run as a usage error
-            config.stash[_GATE_REPORT] = f"tokenspy: error: {exc}{os.linesep}"
-            return "error"
+    try:
+        diff = annotate_cost_diff(str(state.db), str(Path(baseline).expanduser()), run=state.run_id, output=out,
+                                  fail_on_regression=True, **thresholds)
+    except Exception as exc:  # a bad baseline path or DB: say so, fail the run as a usage error
+        config.stash[_GATE_REPORT] = f"tokenspy: error: {exc}{os.linesep}"
+        return "error"
     config.stash[_GATE_REPORT] = out.getvalue()
     return "fail" if diff.verdict == "fail" else "pass"
 

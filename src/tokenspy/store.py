@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-from tokenspy import rollup
+from tokenspy import rollup, runs
 from tokenspy.errors import TokenspyWarning
 from tokenspy.record import CallRecord
 
@@ -122,6 +122,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
     # v4: the roll-up the diff reads (tokenspy.rollup); rows already there are rolled up by the
     # next write that rolls up
     rollup.create(conn)
+    # v5: the runs table (each test run's git state: tokenspy.runs), and usage_source & co. above
+    runs.create(conn)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

@@ -18,9 +18,13 @@ def test_demo_runs_the_whole_chain_offline(tmp_path):
     elapsed = time.perf_counter() - started
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
-    # the annotation lands on the function whose prompt changed, in the repo's own path
-    assert "::error file=app.py,line=" in out and "summarize" in out
+    # on a terminal (no GITHUB_ACTIONS): no raw workflow command, the annotation in words
+    assert not [line for line in out.splitlines() if line.startswith("::")]
+    assert "error app.py:" in out and "summarize" in out
     assert "verdict: fail" in out
+    # what a runner would get: the annotation lands on the function whose prompt changed
+    commands = (tmp_path / "d" / "workflow-commands.txt").read_text()
+    assert "::error file=app.py,line=" in commands and "summarize" in commands
     summary = tmp_path / "d" / "step-summary.md"
     outputs = tmp_path / "d" / "step-outputs.txt"
     assert summary.read_text().startswith("<!-- tokenspy -->")

@@ -45,8 +45,8 @@ def sha(p: str | Path) -> str:
 
 def test_exit_codes(dbs, capsys):
     cur, base = dbs
-    assert main(["diff", cur, base]) == 0  # regressions reported, not failing
-    assert "cost regression" in capsys.readouterr().out
+    assert main(["diff", cur, base]) == 0  # increases reported, not failing
+    assert "1 cost increase over the warn threshold (not failing)" in capsys.readouterr().out
     assert main(["diff", cur, base, "--fail-on-regression"]) == 1
     assert main(["annotate", cur, base, "--fail-on-regression"]) == 1
     assert main(["diff", cur, base, "--fail-on-regression", "--max-increase-pct", "60"]) == 0
@@ -60,7 +60,8 @@ def test_exit_codes(dbs, capsys):
 @pytest.mark.parametrize(("argv", "fragment"), [
     (["diff", "{tmp}/missing.db"], "missing.db: no such database file"),
     (["diff", "{cur}", "{tmp}/missing.db"], "missing.db: no such database file"),
-    (["diff", "{cur}", "{base}", "--max-increase-pct", "ten"], "argument --max-increase-pct: not a number: 'ten'"),
+    (["diff", "{cur}", "{base}", "--max-increase-pct", "ten"],
+     "argument --fail-pct/--max-increase-pct: not a number: 'ten'"),
     (["diff", "{cur}", "{base}", "--max-increase-usd", "-1"], "must be a non-negative number"),
     (["diff", "{cur}", "{base}", "--noise-sigma", "nan"], "argument --noise-sigma"),
     (["diff", "{cur}", "{base}", "--override", "oops"], "--override 'oops'"),
@@ -113,6 +114,7 @@ def test_diff_leaves_the_dbs_byte_identical(dbs, tmp_path):
 
 
 def test_compare_uses_the_local_default_db(tmp_path, capsys):
+    (tmp_path / ".git").mkdir()  # the DB of the work tree around the cwd (tokenspy.dbpath)
     c1, c2 = "1" * 40, "2" * 40
     store.write_records(tmp_path / ".tokenspy" / "usage.db", [rec("a", 1000, commit=c1), rec("a", 3000, commit=c2)])
     assert main(["compare", c1, c2, "--fail-on-regression"]) == 1
@@ -181,3 +183,22 @@ def test_combine_old_db_without_call_uid(tmp_path):
     conn.close()
     assert len(set(uids)) == 2 and all(u.startswith("legacy-") for u in uids)
     assert cached == [(0, 1), (0, 1)]
+
+
+def test_warn_and_fail_levels_from_flags_and_pyproject(dbs, tmp_path, capsys):
+    cur, base = dbs  # a: +50%
+    assert main(["diff", cur, base, "--warn-pct", "5", "--fail-pct", "60", "--fail-on-regression"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("tokenspy: no cost regression; 1 cost increase over the warn threshold, verdict pass")
+    assert main(["diff", cur, base, "--warn-pct", "5", "--fail-pct", "30", "--fail-on-regression"]) == 1
+    # the older flag is the fail level
+    assert main(["diff", cur, base, "--max-increase-pct", "30", "--fail-on-regression"]) == 1
+    capsys.readouterr()
+    (tmp_path / "pyproject.toml").write_text("[tool.tokenspy.ci]\nwarn_pct = 5\nfail_pct = 60\n")
+    assert main(["diff", cur, base, "--fail-on-regression"]) == 0
+    assert "thresholds: warn +5%, fail +60%" in capsys.readouterr().out
+    assert main(["diff", cur, base]) == 0
+    assert capsys.readouterr().out.startswith("tokenspy: 1 cost increase over the warn threshold (not failing)")
+    (tmp_path / "pyproject.toml").write_text("[tool.tokenspy.ci]\nfail_pct = 60\nmax_increase_pct = 10\n")
+    assert main(["diff", cur, base]) == 2
+    assert "fail_pct and max_increase_pct" in capsys.readouterr().err

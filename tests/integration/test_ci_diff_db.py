@@ -146,9 +146,9 @@ def test_noise_mode_from_run_ids(tmp_path, monkeypatch):
     base, cur = tmp_path / "b.db", tmp_path / "c.db"
     store.write_records(base, [rec("f", v, test="tests/t.py::t", run=f"b{i}")
                                for i, v in enumerate([1000, 1200, 800, 1100, 900])])
-    store.write_records(cur, [rec("f", 1150, test="tests/t.py::t", run="c0")])
+    store.write_records(cur, [rec("f", 1150, test="tests/t.py::t", run=f"c{i}") for i in range(3)])
     d = annotate_cost_diff(cur, base, output=io.StringIO(), pyproject=False)
-    assert d.mode == "noise" and d.baseline.samples == 5
+    assert d.mode == "noise" and d.baseline.samples == 5 and d.current.samples == 3
     row = d.functions[0]
     assert row.beyond_noise is False and not row.regression  # +11%: over 10%, within noise
     d = annotate_cost_diff(cur, base, output=io.StringIO(), pyproject=False, noise_sigma=0.1)

@@ -126,12 +126,18 @@ def test_terminal_summary_lists_top_tests(pytester):
     ])
 
 
-def test_no_llm_call_no_output_no_db(pytester):
-    make_project(pytester, tests="def test_plain():\n    assert 1\n")
+def test_no_llm_call_no_output_and_a_run_of_zero_calls(pytester):
+    db = make_project(pytester, tests="def test_plain():\n    assert 1\n")
     result = pytester.runpytest("--tokenspy")
     result.assert_outcomes(passed=1)
     assert "tokenspy:" not in result.stdout.str()
-    assert not (pytester.path / ".tokenspy").exists()
+    # a suite without LLM calls is a valid run (of $0), not a missing one
+    assert db_rows(db) == []
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT calls FROM runs").fetchall() == [(0,)]
+    finally:
+        conn.close()
 
 
 def test_inactive_without_the_flag(pytester):

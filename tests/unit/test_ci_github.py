@@ -89,7 +89,7 @@ def test_top_ten_by_impact_and_one_summary():
     # biggest $ first (the total went down: the baseline's big function is gone)
     assert titles == [f"tokenspy: cost regression in fn{i}" for i in range(24, 14, -1)]
     name, _, message = parse_command(lines[10])
-    assert name == "notice" and message.startswith("15 more cost regressions") and "fn00" in message
+    assert name == "notice" and message.startswith("15 more cost increases over a threshold") and "fn00" in message
     assert "fn15" not in message
 
 

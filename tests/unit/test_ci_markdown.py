@@ -75,7 +75,7 @@ def scenario_noise():
     base = build_side(priced(*(g("app.summarize", v, 1000, run=f"b{i}", test="tests/t.py::test_s")
                                for i, v in enumerate([10_000, 11_000, 9_000, 10_500, 9_500]))), "history.db")
     cur = build_side(priced(*(g("app.summarize", v, 1000, run=f"c{i}", test="tests/t.py::test_s")
-                              for i, v in enumerate([11_000, 11_500]))), "current.db")
+                              for i, v in enumerate([11_000, 11_500, 11_200]))), "current.db")
     return compute(cur, base, Thresholds(), "genai-prices 0.2.3",
                    reproduce="tokenspy compare 1111111 2222222 --db .tokenspy/usage.db")
 

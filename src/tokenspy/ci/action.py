@@ -77,11 +77,20 @@ class _Client:
 
             if not self.s.repository:
                 raise UsageError("GITHUB_REPOSITORY is not set")
+            _quiet_pygithub()
             gh = Github(auth=Auth.Token(self.s.github_token) if self.s.github_token else None,
                         base_url=self.s.api_url, per_page=100, user_agent="tokenspy-action",
                         seconds_between_requests=0, seconds_between_writes=0)
             self._repo = gh.get_repo(self.s.repository)
         return self._repo
+
+
+def _quiet_pygithub() -> None:
+    """PyGithub logs a failed request itself ("Request POST … failed with 403: …") to a stream
+    handler it installs at import; the action says what went wrong once, in its own words."""
+    import logging
+
+    logging.getLogger("github").setLevel(logging.CRITICAL)
 
 
 def _cmd(level: str, message: str, s: Settings) -> str:
@@ -216,6 +225,7 @@ def _diff(s: Settings, base: Baseline, current_db: str) -> Any:
     from tokenspy.ci.api import annotate_cost_diff, compare_commits
 
     kw: dict[str, Any] = {"max_increase_pct": s.max_increase_pct, "max_increase_usd": s.max_increase_usd,
+                          "warn_pct": s.warn_pct, "warn_usd": s.warn_usd,
                           "fail_on_regression": s.fail_on_regression, "github": False, "format": None}
     if base.source == "commit":
         assert base.base_commit and base.head_commit

@@ -14,7 +14,7 @@ from tokenspy.ci.diff import compute
 from tokenspy.ci.load import load_sides
 from tokenspy.ci.markdown import render_markdown
 from tokenspy.ci.model import CostDiff
-from tokenspy.ci.query import Source, count_commit_rows
+from tokenspy.ci.query import Source, has_commit
 from tokenspy.ci.text import render_text
 from tokenspy.ci.thresholds import Thresholds, resolve
 
@@ -23,20 +23,26 @@ Format = Literal["text", "markdown", "json"]
 
 def _thresholds(max_increase_pct: float | None, max_increase_usd: float | None, noise_sigma: float | None,
                 fail_on_regression: bool | None, overrides: Mapping[str, Mapping[str, float]] | None,
-                pyproject: str | os.PathLike[str] | bool | None) -> Thresholds:
+                pyproject: str | os.PathLike[str] | bool | None, warn_pct: float | None = None,
+                warn_usd: float | None = None) -> Thresholds:
     return resolve(max_increase_pct=max_increase_pct, max_increase_usd=max_increase_usd,
                    noise_sigma=noise_sigma, fail_on_regression=fail_on_regression, overrides=overrides,
-                   pyproject=pyproject)
+                   pyproject=pyproject, warn_pct=warn_pct, warn_usd=warn_usd)
 
 
 def _flags(max_increase_pct: float | None, max_increase_usd: float | None, noise_sigma: float | None,
-           overrides: Mapping[str, Mapping[str, float]] | None) -> list[str]:
+           overrides: Mapping[str, Mapping[str, float]] | None, warn_pct: float | None = None,
+           warn_usd: float | None = None, fail_on_regression: bool | None = None) -> list[str]:
     """The CLI flags that reproduce explicitly given thresholds (pyproject is read anyway)."""
     out: list[str] = []
+    if warn_pct is not None:
+        out += ["--warn-pct", f"{warn_pct:g}"]
+    if warn_usd is not None:
+        out += ["--warn-usd", f"{warn_usd:g}"]
     if max_increase_pct is not None:
-        out += ["--max-increase-pct", f"{max_increase_pct:g}"]
+        out += ["--fail-pct", f"{max_increase_pct:g}"]
     if max_increase_usd is not None:
-        out += ["--max-increase-usd", f"{max_increase_usd:g}"]
+        out += ["--fail-usd", f"{max_increase_usd:g}"]
     if noise_sigma is not None:
         out += ["--noise-sigma", f"{noise_sigma:g}"]
     for pattern, entry in (overrides or {}).items():
@@ -44,6 +50,8 @@ def _flags(max_increase_pct: float | None, max_increase_usd: float | None, noise
         usd = entry.get("max_increase_usd")
         out += ["--override", f"{pattern}={'' if pct is None else f'{pct:g}'}"
                               f"{'' if usd is None else f',{usd:g}'}"]
+    if fail_on_regression:
+        out.append("--fail-on-regression")
     return out
 
 
@@ -93,6 +101,9 @@ def annotate_cost_diff(
     output: TextIO | None = None,
     format: Format | None = "text",
     pyproject: str | os.PathLike[str] | bool | None = None,
+    warn_pct: float | None = None,
+    warn_usd: float | None = None,
+    run: str | None = None,
 ) -> CostDiff:
     """Diff the current DB against a baseline DB, print the report, and under GitHub Actions
     annotate the regressions, append the job summary and set the step outputs.
@@ -104,15 +115,23 @@ def annotate_cost_diff(
     a baseline path that does not exist raises ``store.DBError`` naming it. Neither DB is
     written or created. Returns the ``CostDiff``; its ``verdict`` is ``"fail"`` only with
     ``fail_on_regression`` (argument or pyproject) and at least one regression.
+
+    Each DB stands for the runs of one code state (``tokenspy.ci.runsel``): its latest run's,
+    repeats of identical code averaged; ``run`` takes that one run of the current DB instead.
+    ``max_increase_*`` is the fail level, ``warn_*`` the warn level (default: the fail level).
     """
-    th = _thresholds(max_increase_pct, max_increase_usd, noise_sigma, fail_on_regression, overrides, pyproject)
+    th = _thresholds(max_increase_pct, max_increase_usd, noise_sigma, fail_on_regression, overrides, pyproject,
+                     warn_pct, warn_usd)
     cur = str(store.check_db_path(current_db))
     base = str(store.check_db_path(baseline_db)) if baseline_db is not None else None
     from tokenspy.ci.markdown import shell_join
 
     argv = ["tokenspy", "diff", os.fspath(current_db), *([os.fspath(baseline_db)] if baseline_db is not None else [])]
-    reproduce = shell_join(argv + _flags(max_increase_pct, max_increase_usd, noise_sigma, overrides))
-    d = diff_sources(Source(cur), Source(base) if base is not None else None, th, reproduce)
+    if run is not None:
+        argv += ["--run", run]
+    reproduce = shell_join(argv + _flags(max_increase_pct, max_increase_usd, noise_sigma, overrides, warn_pct,
+                                         warn_usd, fail_on_regression))
+    d = diff_sources(Source(cur, run=run), Source(base) if base is not None else None, th, reproduce)
     emit(d, format=format, github_on=github, output=output)
     return d
 
@@ -132,28 +151,34 @@ def compare_commits(
     output: TextIO | None = None,
     format: Format | None = "text",
     pyproject: str | os.PathLike[str] | bool | None = None,
+    warn_pct: float | None = None,
+    warn_usd: float | None = None,
 ) -> CostDiff:
     """The same diff between the rows of two commits of one DB: ``commit1`` is the baseline,
     ``commit2`` the current side. Revisions may be full or short SHAs, branches, tags or
     ``HEAD~1`` (resolved with GitPython in ``repo``, default the repository around the cwd; a
     full SHA needs no repository). Raises ``gitrev.RevisionError`` (a ValueError) for an
-    unknown revision or a commit without rows, naming it and its SHA.
+    unknown revision or a commit without rows, naming it and its SHA. Each commit stands for
+    its runs without uncommitted changes (a re-run with local edits is not that commit's code;
+    the report says when such runs were left out).
     """
     from tokenspy.ci.gitrev import RevisionError
     from tokenspy.ci.gitrev import resolve as resolve_rev
     from tokenspy.ci.markdown import shell_join
 
-    th = _thresholds(max_increase_pct, max_increase_usd, noise_sigma, fail_on_regression, overrides, pyproject)
+    th = _thresholds(max_increase_pct, max_increase_usd, noise_sigma, fail_on_regression, overrides, pyproject,
+                     warn_pct, warn_usd)
     path = str(store.check_db_path(db_path))
     shas = []
     for rev in (commit1, commit2):
         sha = resolve_rev(rev, repo=repo, db_path=path)
-        if count_commit_rows(path, sha) == 0:
+        if not has_commit(path, sha):
             named = f"{rev!r} ({sha})" if rev.strip().lower() != sha else sha
             raise RevisionError(f"commit {named} has no rows in {path}")
         shas.append(sha)
     argv = ["tokenspy", "compare", shas[0][:12], shas[1][:12], "--db", os.fspath(db_path)]
-    reproduce = shell_join(argv + _flags(max_increase_pct, max_increase_usd, noise_sigma, overrides))
-    d = diff_sources(Source(path, shas[1]), Source(path, shas[0]), th, reproduce)
+    reproduce = shell_join(argv + _flags(max_increase_pct, max_increase_usd, noise_sigma, overrides, warn_pct,
+                                         warn_usd, fail_on_regression))
+    d = diff_sources(Source(path, shas[1], clean=True), Source(path, shas[0], clean=True), th, reproduce)
     emit(d, format=format, github_on=github, output=output)
     return d

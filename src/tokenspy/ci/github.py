@@ -44,6 +44,17 @@ def unescape_property(value: str) -> str:
     return unescape_data(value.replace("%2C", ",").replace("%3A", ":"))
 
 
+def describe_command(line: str) -> str:
+    """A workflow command as a person reads it (``error app.py:12: message``), for a terminal."""
+    head, _, message = line[2:].partition("::")
+    name, _, props = head.partition(" ")
+    values = dict(p.split("=", 1) for p in props.split(",") if "=" in p) if props else {}
+    where = unescape_property(values.get("file", ""))
+    if where and values.get("line"):
+        where += f":{values['line']}"
+    return f"{name}{' ' + where if where else ''}: {unescape_data(message)}"
+
+
 def command(name: str, message: object = "", **properties: object) -> str:
     """One workflow command line, e.g. ``::warning file=a.py,line=3,title=t::msg``."""
     props = ",".join(f"{k}={escape_property(v)}" for k, v in properties.items() if v is not None and v != "")
@@ -93,29 +104,38 @@ def _describe(row: DiffRow) -> str:
 
 
 def annotations(d: CostDiff, root: Path | None = None) -> list[str]:
-    """Commands for the regressions: the top ``MAX_PER_LEVEL`` by $ impact at ``error`` (verdict
-    fail) or ``warning`` level, then ONE ``notice`` summing up the rest. The summary is at another
-    level so that the per-level cap cannot drop it."""
-    level = "error" if d.verdict == "fail" else "warning"
-    ranked = sorted(d.regressions, key=lambda r: (-r.delta_usd, r.kind != "total", r.kind, r.key))
+    """Commands for the counted rows: regressions at ``error`` level when the verdict fails,
+    else (and warn-level increases always) at ``warning``; the top ``MAX_PER_LEVEL`` of each
+    level by $ impact, then ONE ``notice`` summing up the rest. The summary is at another level
+    so that the per-level cap cannot drop it."""
+    def rank(rows: list[DiffRow]) -> list[DiffRow]:
+        return sorted(rows, key=lambda r: (-r.delta_usd, r.kind != "total", r.kind, r.key))
+
+    if d.verdict == "fail":
+        levels = [("error", rank(d.regressions)), ("warning", rank(d.warnings))]
+    else:
+        levels = [("warning", rank([*d.regressions, *d.warnings]))]
     lines = []
+    rest: list[DiffRow] = []
     per_run = " per run" if d.mode == "noise" else ""
-    for r in ranked[:MAX_PER_LEVEL]:
-        file = line = None
-        if r.location is not None:
-            file = repo_relative(r.location.file, root)
-            line = r.location.line if file is not None else None
-        title = "tokenspy: total LLM cost regression" if r.kind == "total" else f"tokenspy: cost regression in {r.key}"
-        message = f"{_describe(r)}{per_run}; over threshold: {'; '.join(r.reasons)}"
-        lines.append(command(level, message, file=file, line=line, title=title))
-    rest = ranked[MAX_PER_LEVEL:]
+    for level, ranked in levels:
+        for r in ranked[:MAX_PER_LEVEL]:
+            file = line = None
+            if r.location is not None:
+                file = repo_relative(r.location.file, root)
+                line = r.location.line if file is not None else None
+            what = "cost regression" if r.regression else "cost increase over the warn threshold"
+            title = f"tokenspy: total LLM {what}" if r.kind == "total" else f"tokenspy: {what} in {r.key}"
+            message = f"{_describe(r)}{per_run}; over threshold: {'; '.join(r.reasons)}"
+            lines.append(command(level, message, file=file, line=line, title=title))
+        rest += ranked[MAX_PER_LEVEL:]
     if rest:
         shown = ", ".join(r.key for r in rest[:20]) + (", …" if len(rest) > 20 else "")
         lines.append(command(
             "notice",
-            f"{len(rest)} more cost regression{'s' if len(rest) != 1 else ''} "
+            f"{len(rest)} more cost increase{'s' if len(rest) != 1 else ''} over a threshold "
             f"({fmt.signed_usd(sum(r.delta_usd for r in rest))} in all), see the job summary: {shown}",
-            title=f"tokenspy: {len(rest)} more cost regressions",
+            title=f"tokenspy: {len(rest)} more cost increases",
         ))
     return lines
 
@@ -187,6 +207,7 @@ def outputs(d: CostDiff, report_path: str) -> list[tuple[str, str]]:
         ("delta-usd", "" if base is None else f"{t.delta_usd:.6f}"),
         ("delta-pct", "" if t.delta_pct is None else f"{t.delta_pct:.2f}"),
         ("regressions", str(len(d.regressions))),
+        ("warnings", str(len(d.warnings))),
         ("verdict", d.verdict),
         ("report-path", report_path),
     ]

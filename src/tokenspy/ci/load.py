@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from tokenspy.ci import runsel
 from tokenspy.ci.diff import Side, build_side
-from tokenspy.ci.query import Group, Source, bucket_range, fetch_tiered, parallel, submit_all
+from tokenspy.ci.query import Group, Source, bucket_range, fetch_tiered, parallel, run_info, submit_all
 from tokenspy.ci.rates import PriceLike, Rates, TierMap, tier_map
 
 Lookup = Callable[[str, "str | None"], "PriceLike | None"]
@@ -97,12 +98,21 @@ class _Pricer:
 
 def load_sides(sources: Sequence[Source], lookup: Lookup | None = None,
                now: float | None = None) -> list[Side]:
-    """Fetch, price and roll up each source; all sides priced at the same instant."""
+    """Fetch, price and roll up each source; all sides priced at the same instant. Each side
+    is made of the runs ``runsel.select`` picks (one code state, or the run asked for)."""
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        infos = [pool.submit(run_info, s) for s in sources]
         futures = submit_all(sources, pool)
         pricer = _Pricer(lookup or _default_lookup(), time.time() if now is None else now)
         sides = []
-        for src, fs in zip(sources, futures, strict=True):
+        for src, fs, info in zip(sources, futures, infos, strict=True):
             groups = [g for f in fs for g in f.result()]
-            sides.append(build_side(pricer.price_side(src, groups), src.label, src.commit))
+            recorded, last = info.result()
+            sel = runsel.select(groups, recorded, last, label=src.path, commit=src.commit, run=src.run,
+                                clean=src.clean)
+            keep = sel.runs
+            priced = [(g, r) for g, r in pricer.price_side(src, [g for g in groups if g.run in keep])
+                      if g.run in keep]
+            sides.append(build_side(priced, src.label, src.commit, zero_call_runs=sel.zero_call_runs,
+                                    selection=sel))
         return sides

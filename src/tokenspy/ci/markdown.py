@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from tokenspy.ci import fmt
+from tokenspy.ci.diff import MIN_NOISE_RUNS
 from tokenspy.ci.model import CostDiff, DiffRow
 
 STEP_SUMMARY_MAX_BYTES = 1024 * 1024
@@ -92,6 +93,8 @@ _CHANGE_ICON = {"new": "🆕 new", "removed": "➖ removed", "increased": "🔺 
 def _status(row: DiffRow) -> str:
     if row.regression:
         return "❌ regression"
+    if row.warning:
+        return "⚠️ warn"
     return _CHANGE_ICON[row.change]
 
 
@@ -119,15 +122,29 @@ def _header(first: str, has_baseline: bool) -> list[str]:
     return [md(h) for h in (head if has_baseline else head[1:])]
 
 
+def _level_cell(d: CostDiff, r: DiffRow) -> str:
+    if not r.regression:
+        return "⚠️ warn level"
+    return "❌ fail" if d.verdict == "fail" else "⚠️ fail level (not failing)"
+
+
+def counts_text(d: CostDiff) -> str:
+    """The counts next to the verdict; "regression" only where one can fail the verdict."""
+    n_r, n_w = len(d.regressions), len(d.warnings)
+    if not d.thresholds.fail_on_regression:
+        return f"{_plural(n_r + n_w, 'increase')} over the warn threshold (not failing)"
+    return _plural(n_r, "regression") + (f" · {_plural(n_w, 'warning')}" if n_w else "")
+
+
 def _regression_rows(d: CostDiff) -> Table:
-    header = [md(h) for h in ("Kind", "Name", "Baseline", "Current", "Δ $", "Δ %", "Threshold", "Why")]
+    header = [md(h) for h in ("Level", "Kind", "Name", "Baseline", "Current", "Δ $", "Δ %", "Threshold", "Why")]
     rows = [
-        [r.kind, _name(r) if r.kind != "total" else "**total**",
+        [_level_cell(d, r), r.kind, _name(r) if r.kind != "total" else "**total**",
          md(fmt.usd(r.baseline.cost_usd) if r.baseline else "—"),
          md(fmt.usd(r.current.cost_usd) if r.current else "—"),
          md(fmt.signed_usd(r.delta_usd)), md(fmt.pct(r)), md(r.limits.describe() if r.limits else ""),
          md("; ".join(r.reasons))]
-        for r in d.regressions
+        for r in (*d.regressions, *d.warnings)
     ]
     return Table(header, rows, len(rows))
 
@@ -143,25 +160,57 @@ def _unpriced_rows(d: CostDiff) -> Table:
     return Table(header, rows, len(rows))
 
 
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
+def headline(d: CostDiff) -> str:
+    """What the verdict rests on, in words. Without fail_on_regression nothing is a regression
+    (nothing can fail): the increases are counted against the warn level, and said not to fail."""
+    n_r, n_w = len(d.regressions), len(d.warnings)
+    if not d.thresholds.fail_on_regression:
+        n = n_r + n_w
+        if n:
+            return f"{_plural(n, 'cost increase')} over the warn threshold (not failing)"
+        return "no cost increase over the warn threshold, verdict pass"
+    if n_r:
+        more = f"; {n_w} more over the warn threshold" if n_w else ""
+        return f"{_plural(n_r, 'cost regression')}, verdict {d.verdict}{more}"
+    if n_w:
+        return f"no cost regression; {_plural(n_w, 'cost increase')} over the warn threshold, verdict pass"
+    return "no cost regression, verdict pass"
+
+
 def mode_text(d: CostDiff) -> str:
+    noise = d.mode == "noise"
+
     def side(name: str, info) -> str:
         if info is None:
             return ""
+        of = f" of {info.state}" if info.state else ""
         if info.sharded:
-            return f"{name}: {info.runs} shards summed as one run"
+            return f"{name}: {info.runs} shards summed as one run{of}"
+        if noise:
+            sd = "—" if info.cost_sd is None else fmt.usd(info.cost_sd)
+            return f"{name}: n={info.samples}{of}, mean {fmt.usd(info.cost_usd)}, σ {sd}"
         if info.samples >= 2:
-            return f"{name}: mean of {info.samples} runs"
-        return f"{name}: 1 run"
+            return f"{name}: mean of {info.samples} runs{of}"
+        return f"{name}: 1 run{of}"
 
     sides = "; ".join(s for s in (side("baseline", d.baseline), side("current", d.current)) if s)
-    if d.mode == "noise":
+    if noise:
         return (f"noise — per-run means compared, a change counts only beyond "
                 f"{d.thresholds.noise_sigma:g}σ of the per-run cost ({sides}).")
-    return f"exact diff ({sides})."
+    if d.baseline is None:
+        return f"report ({sides})."
+    repeats = max(d.current.samples, d.baseline.samples)
+    why = (f"; noise mode needs {MIN_NOISE_RUNS} runs of identical code on each side"
+           if repeats >= 2 else "")
+    return f"plain thresholds ({sides}{why})."
 
 
 def _limits_text(d: CostDiff) -> str:
-    return md(d.thresholds.limits.describe()) + " per key and on the total"
+    return md(d.thresholds.limits.describe()) + " per function and test (the total when none is over)"
 
 
 def reproduce_text(d: CostDiff) -> str:
@@ -214,6 +263,7 @@ def _render(d: CostDiff, sections: Sequence[Section], regressions: Table, unpric
     return _env().get_template("report.md.j2").render(
         d=d, sections=secs, regressions=_cut(regressions, limit) if regressions.rows else None,
         unpriced=_cut(unpriced, limit) if unpriced.rows else None, mode_text=md(mode_text(d)),
+        headline=md(headline(d)), counts=md(counts_text(d)),
         limits=_limits_text(d), notes=[md(n) for n in d.notes], reproduce=reproduce_text(d),
         truncated=budget_note if limit is not None else "",
     )

@@ -12,6 +12,7 @@ Kind = Literal["total", "function", "test", "model"]
 Change = Literal["new", "removed", "increased", "decreased", "unchanged"]
 Mode = Literal["exact", "noise"]
 Verdict = Literal["pass", "fail"]
+Level = Literal["", "warn", "fail"]  # the threshold level a row crossed ("" none)
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,11 @@ class DiffRow:
     limits: Limits | None = None
     sigma: float | None = None
     beyond_noise: bool | None = None
-    regression: bool = False
+    regression: bool = False  # over the fail level, and counted (tokenspy.ci.diff: one change, one regression)
     reasons: tuple[str, ...] = ()
     location: Location | None = None
+    level: Level = ""  # the level crossed, counted or not (a total or model row is context)
+    warning: bool = False  # over the warn level only, and counted
 
     @property
     def priced(self) -> bool:
@@ -91,6 +94,10 @@ class SideInfo:
     sharded: bool  # several run ids whose tests do not overlap: shards of one run, summed
     calls: int  # rows read
     commit: str | None = None
+    state: str = ""  # the code state the runs are of (tokenspy.ci.runsel.describe)
+    empty: bool = False  # the DB holds no run at all
+    cost_sd: float | None = None  # sample standard deviation of the per-run total cost (repeats)
+    cost_usd: float = 0.0  # the side's total cost (per-run mean with repeats)
 
 
 @dataclass(frozen=True)
@@ -110,10 +117,16 @@ class CostDiff:
     table_version: str
     reproduce: str = ""
     notes: tuple[str, ...] = field(default=())
+    warnings: list[DiffRow] = field(default_factory=list)  # counted rows over the warn level only
 
     @property
     def has_baseline(self) -> bool:
         return self.baseline is not None
+
+    @property
+    def no_calls(self) -> bool:
+        """The current run made no LLM call (a valid run: its cost is $0)."""
+        return self.current.calls == 0
 
     @property
     def unpriced_models(self) -> list[DiffRow]:
@@ -135,6 +148,8 @@ class CostDiff:
             "thresholds": {
                 "max_increase_pct": self.thresholds.max_increase_pct,
                 "max_increase_usd": self.thresholds.max_increase_usd,
+                "warn_pct": self.thresholds.limits.warn[0],
+                "warn_usd": self.thresholds.limits.warn[1],
                 "fail_on_regression": self.thresholds.fail_on_regression,
                 "overrides": [vars(o) for o in self.thresholds.overrides],
                 "source": self.thresholds.source,
@@ -146,6 +161,7 @@ class CostDiff:
             "tests": [_row_dict(r) for r in self.tests],
             "models": [_row_dict(r) for r in self.models],
             "regressions": [{"kind": r.kind, "key": r.key} for r in self.regressions],
+            "warnings": [{"kind": r.kind, "key": r.key} for r in self.warnings],
             "reproduce": self.reproduce,
             "notes": list(self.notes),
         })
@@ -159,7 +175,8 @@ def _row_dict(r: DiffRow) -> dict[str, Any]:
         "delta_usd": r.delta_usd, "delta_pct": r.delta_pct, "delta_tokens": r.delta_tokens,
         "limits": None if r.limits is None else vars(r.limits),
         "sigma": r.sigma, "beyond_noise": r.beyond_noise,
-        "regression": r.regression, "reasons": list(r.reasons), "priced": r.priced,
+        "regression": r.regression, "warning": r.warning, "level": r.level or None,
+        "reasons": list(r.reasons), "priced": r.priced,
         "location": None if r.location is None else vars(r.location),
     }
 

@@ -65,18 +65,24 @@ class Group(NamedTuple):
     reasoning_tokens: int
     source_file: str | None
     source_line: int | None
+    commit: str | None = None  # the rows' git commit: with the run, which code state they are of
 
 
 @dataclass(frozen=True)
 class Source:
-    """One side of a diff: a DB file, optionally restricted to the rows of one commit."""
+    """One side of a diff: a DB file, optionally restricted to the rows of one commit, and
+    which of its runs to take (``tokenspy.ci.runsel``): one named ``run``, or the latest code
+    state (``clean``: preferring runs without uncommitted changes)."""
 
     path: str
     commit: str | None = None
+    run: str | None = None
+    clean: bool = False
 
     @property
     def label(self) -> str:
-        return f"{self.path}@{self.commit[:12]}" if self.commit else self.path
+        label = f"{self.path}@{self.commit[:12]}" if self.commit else self.path
+        return f"{label} run {self.run}" if self.run else label
 
 
 def _select(conn: sqlite3.Connection, bucket: str) -> str:
@@ -88,7 +94,7 @@ def _select(conn: sqlite3.Connection, bucket: str) -> str:
     return (
         f"SELECT function_name, {c('test_id', 'NULL')}, model, provider, {c('run_id', 'NULL')}, {bucket}, "
         f"COUNT(*), {', '.join(rollup.sum_exprs(col))}, "
-        f"MIN({c('source_file', 'NULL')}), MIN({c('source_line', 'NULL')}) FROM llm_calls"
+        f"MIN({c('source_file', 'NULL')}), MIN({c('source_line', 'NULL')}), {c('git_commit', 'NULL')} FROM llm_calls"
     )
 
 
@@ -110,8 +116,8 @@ class _Job:
 
 
 def _groups(rows: Sequence[tuple]) -> list[Group]:
-    return [Group(f, t, m, p, r, b or 0, n, i or 0, c or 0, w or 0, o or 0, x or 0, sf, sl)
-            for f, t, m, p, r, b, n, i, c, w, o, x, sf, sl in rows]
+    return [Group(f, t, m, p, r, b or 0, n, i or 0, c or 0, w or 0, o or 0, x or 0, sf, sl, gc)
+            for f, t, m, p, r, b, n, i, c, w, o, x, sf, sl, gc in rows]
 
 
 def _group_by(conn: sqlite3.Connection, job: _Job) -> list[Group]:
@@ -127,7 +133,7 @@ def _group_by(conn: sqlite3.Connection, job: _Job) -> list[Group]:
         conds.append("id >= ? AND id < ?")
         params.extend(job.id_range)
     where = f" WHERE {' AND '.join(conds)}" if conds else ""
-    return _groups(conn.execute(f"{_select(conn, job.bucket)}{where} GROUP BY 1, 2, 3, 4, 5, 6", params).fetchall())
+    return _groups(conn.execute(f"{_select(conn, job.bucket)}{where} GROUP BY 1, 2, 3, 4, 5, 6, 15", params).fetchall())
 
 
 def _query(job: _Job) -> list[Group]:
@@ -135,7 +141,7 @@ def _query(job: _Job) -> list[Group]:
 
 
 _ROLLUP_SELECT = (f"SELECT function_name, test_id, model, provider, run_id, bucket, calls, "
-                  f"{', '.join(rollup.SUMS)}, {', '.join(rollup.MINS)} FROM {rollup.TABLE}")
+                  f"{', '.join(rollup.SUMS)}, {', '.join(rollup.MINS)}, git_commit FROM {rollup.TABLE}")
 
 
 @dataclass(frozen=True)
@@ -264,3 +270,23 @@ def commits_with_prefix(path: str, prefix: str, limit: int = 3) -> list[str]:
 def count_commit_rows(path: str, commit: str) -> int:
     return _run(Source(path), lambda conn: conn.execute(
         "SELECT COUNT(*) FROM llm_calls WHERE git_commit = ?", (commit,)).fetchone()[0])
+
+
+def has_commit(path: str, commit: str) -> bool:
+    """Whether a commit has rows or a recorded run (one without LLM calls counts)."""
+    from tokenspy import runs
+
+    def q(conn: sqlite3.Connection) -> bool:
+        if conn.execute("SELECT 1 FROM llm_calls WHERE git_commit = ? LIMIT 1", (commit,)).fetchone():
+            return True
+        return runs.has_table(conn) and conn.execute(
+            f"SELECT 1 FROM {runs.TABLE} WHERE git_commit = ? LIMIT 1", (commit,)).fetchone() is not None
+
+    return _run(Source(path), q)
+
+
+def run_info(src: Source) -> tuple[dict, tuple[str | None, float | None] | None]:
+    """The recorded runs of the source's DB and (run id, timestamp) of its newest row."""
+    from tokenspy import runs
+
+    return _run(src, lambda conn: (runs.read(conn), runs.last_call(conn)))

@@ -35,6 +35,10 @@ INPUT_ENV = {
     "base-ref": "TOKENSPY_BASE_REF",
     "max-increase-pct": "TOKENSPY_MAX_INCREASE_PCT",
     "max-increase-usd": "TOKENSPY_MAX_INCREASE_USD",
+    "fail-pct": "TOKENSPY_FAIL_PCT",
+    "fail-usd": "TOKENSPY_FAIL_USD",
+    "warn-pct": "TOKENSPY_WARN_PCT",
+    "warn-usd": "TOKENSPY_WARN_USD",
     "fail-on-regression": "TOKENSPY_FAIL_ON_REGRESSION",
     "comment": "TOKENSPY_COMMENT",
     "github-token": "TOKENSPY_GITHUB_TOKEN",
@@ -70,6 +74,14 @@ def _number(raw: str, name: str, *, strip: str, allow_inf: bool) -> float | None
     return value
 
 
+def _level(env: Mapping[str, str], name: str, alias: str, *, strip: str, allow_inf: bool) -> float | None:
+    """A fail-level input, given under its name or its older alias (not both)."""
+    raw, old = _input(env, name), _input(env, alias)
+    if raw and old:
+        raise UsageError(f"inputs {name} and {alias} are the same setting: give one")
+    return _number(raw or old, name if raw else alias, strip=strip, allow_inf=allow_inf)
+
+
 def _bool(raw: str, name: str, default: bool) -> bool:
     if not raw:
         return default
@@ -98,7 +110,9 @@ class Settings:
     baseline: BaselineMode = "auto"
     base_ref: str | None = None
     max_increase_pct: float | None = None
-    max_increase_usd: float | None = None
+    max_increase_usd: float | None = None  # the fail level (inputs fail-* or their aliases max-increase-*)
+    warn_pct: float | None = None
+    warn_usd: float | None = None
     fail_on_regression: bool = True
     comment: CommentMode = "on-change"
     github_token: str = field(default="", repr=False)
@@ -141,9 +155,10 @@ class Settings:
             baseline_db=baseline_db,
             baseline=baseline,  # type: ignore[arg-type]
             base_ref=base_ref,
-            max_increase_pct=_number(_input(env, "max-increase-pct"), "max-increase-pct", strip="%", allow_inf=True),
-            max_increase_usd=_number(_input(env, "max-increase-usd"), "max-increase-usd", strip="$",
-                                     allow_inf=False),
+            max_increase_pct=_level(env, "fail-pct", "max-increase-pct", strip="%", allow_inf=True),
+            max_increase_usd=_level(env, "fail-usd", "max-increase-usd", strip="$", allow_inf=False),
+            warn_pct=_number(_input(env, "warn-pct"), "warn-pct", strip="%", allow_inf=True),
+            warn_usd=_number(_input(env, "warn-usd"), "warn-usd", strip="$", allow_inf=False),
             fail_on_regression=_bool(_input(env, "fail-on-regression"), "fail-on-regression", True),
             comment=_choice(_input(env, "comment"), "comment", COMMENT_MODES, "on-change"),  # type: ignore[arg-type]
             github_token=_input(env, "github-token"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tokenspy.ci import fmt
-from tokenspy.ci.markdown import mode_text
+from tokenspy.ci.markdown import headline, mode_text
 from tokenspy.ci.model import CostDiff, DiffRow
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -28,7 +28,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "
 
 
 def _row(r: DiffRow, has_b: bool) -> list[str]:
-    status = ("REGRESSION" if r.regression else r.change) if has_b else ""
+    status = ("REGRESSION" if r.regression else "WARN" if r.warning else r.change) if has_b else ""
     cells = [status, clean(r.key), fmt.pair(r, "calls"), fmt.pair(r, "input_tokens"),
              fmt.pair(r, "cached_input_tokens"), fmt.pair(r, "output_tokens"),
              fmt.pair(r, "reasoning_tokens"), fmt.pair(r, "cost_usd", fmt.usd)]
@@ -42,12 +42,12 @@ def render_text(d: CostDiff) -> str:
     t = d.total
     out: list[str] = []
     if not has_b:
-        out.append(f"tokenspy: LLM cost {fmt.usd(t.current.cost_usd if t.current else 0.0)} "
-                   "(no baseline: report of the current run; verdict pass)")
+        what = ("no LLM calls in this run ($0; " if d.no_calls
+                else f"LLM cost {fmt.usd(t.current.cost_usd if t.current else 0.0)} (")
+        out.append(f"tokenspy: {what}no baseline: report of the current run; verdict pass)")
     else:
-        n = len(d.regressions)
-        head = f"{n} cost regression{'s' if n != 1 else ''}" if n else "no cost regression"
-        out.append(f"tokenspy: {head}, verdict {d.verdict} — "
+        calls = "no LLM calls in this run; " if d.no_calls else ""
+        out.append(f"tokenspy: {calls}{headline(d)} — "
                    f"{fmt.usd(t.baseline.cost_usd if t.baseline else 0.0)} → "
                    f"{fmt.usd(t.current.cost_usd if t.current else 0.0)} "
                    f"({fmt.signed_usd(t.delta_usd)}, {fmt.pct(t)})")
@@ -55,11 +55,12 @@ def render_text(d: CostDiff) -> str:
     out.append(f"prices: {clean(d.table_version)} · thresholds: {d.thresholds.limits.describe()}"
                + (f" ({len(d.thresholds.overrides)} overrides)" if d.thresholds.overrides else ""))
     out.extend(f"note: {clean(n)}" for n in d.notes)
-    if d.regressions:
-        out += ["", "Regressions:"]
-        out += _table(["KIND", "NAME", "Δ $", "Δ %", "WHY"], [
-            [r.kind, clean(r.key), fmt.signed_usd(r.delta_usd), fmt.pct(r), clean("; ".join(r.reasons))]
-            for r in d.regressions
+    if d.regressions or d.warnings:
+        out += ["", "Over threshold:"]
+        out += _table(["LEVEL", "KIND", "NAME", "Δ $", "Δ %", "WHY"], [
+            ["fail" if r.regression else "warn", r.kind, clean(r.key), fmt.signed_usd(r.delta_usd), fmt.pct(r),
+             clean("; ".join(r.reasons))]
+            for r in (*d.regressions, *d.warnings)
         ])
     header = ["CHANGE" if has_b else "", "", "CALLS", "INPUT", "CACHED", "OUTPUT", "REASONING", "COST"]
     if has_b:

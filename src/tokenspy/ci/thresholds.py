@@ -5,8 +5,10 @@ Precedence, highest first: keyword arguments of the API (the CLI passes its flag
 file found is the one used, whether or not it has the table), then the defaults::
 
     [tool.tokenspy.ci]
-    max_increase_pct = 10        # relative threshold, percent (default 10)
-    max_increase_usd = 0.0       # absolute threshold, USD; 0 means "no absolute threshold"
+    fail_pct = 25                # fail level, percent (default 10; alias: max_increase_pct)
+    fail_usd = 0.0               # fail level, USD; 0 means "no absolute threshold" (alias: max_increase_usd)
+    warn_pct = 5                 # warn level, percent: annotated, never failing (default: the fail level)
+    warn_usd = 0.0               # warn level, USD (default: the fail level)
     noise_sigma = 3              # k of the noise test (see tokenspy.ci.diff)
     fail_on_regression = false   # verdict "fail" (and ::error annotations) on a regression
 
@@ -19,6 +21,10 @@ against a function name, a test id or a model name. When several match, the LAST
 order, then overrides given as arguments, which come after the file's): as in ``.gitignore`` and
 CODEOWNERS, later and more specific entries refine earlier ones. A field an override leaves out
 keeps the global value. The total always uses the global thresholds.
+
+Two levels: an increase over the fail level is a regression (the verdict fails with
+``fail_on_regression``); one over the warn level only is a warning (annotated, never failing).
+A key's warn level is the global one, never above the key's own fail level.
 """
 
 from __future__ import annotations
@@ -34,7 +40,9 @@ DEFAULT_MAX_INCREASE_PCT = 10.0
 DEFAULT_MAX_INCREASE_USD = 0.0
 DEFAULT_NOISE_SIGMA = 3.0
 
-_FIELDS = ("max_increase_pct", "max_increase_usd", "noise_sigma", "fail_on_regression", "overrides")
+_FIELDS = ("max_increase_pct", "max_increase_usd", "fail_pct", "fail_usd", "warn_pct", "warn_usd", "noise_sigma",
+           "fail_on_regression", "overrides")
+_ALIASES = {"fail_pct": "max_increase_pct", "fail_usd": "max_increase_usd"}
 _OVERRIDE_FIELDS = ("max_increase_pct", "max_increase_usd")
 
 
@@ -48,12 +56,32 @@ class Limits:
 
     max_increase_pct: float = DEFAULT_MAX_INCREASE_PCT
     max_increase_usd: float = DEFAULT_MAX_INCREASE_USD
+    warn_pct: float | None = None  # None: the fail level
+    warn_usd: float | None = None
+
+    @property
+    def warn(self) -> tuple[float, float]:
+        """The warn level (percent, USD), never above the fail level."""
+        pct = self.max_increase_pct if self.warn_pct is None else min(self.warn_pct, self.max_increase_pct)
+        usd = self.max_increase_usd if self.warn_usd is None else self.warn_usd
+        if self.max_increase_usd > 0:
+            usd = min(usd, self.max_increase_usd) if usd > 0 else usd
+        return pct, usd
+
+    @property
+    def has_warn(self) -> bool:
+        return self.warn != (self.max_increase_pct, self.max_increase_usd)
 
     def describe(self) -> str:
-        parts = [] if math.isinf(self.max_increase_pct) else [f"+{self.max_increase_pct:g}%"]
-        if self.max_increase_usd > 0:
-            parts.append(f"+${self.max_increase_usd:g}")
-        return " and ".join(parts) if parts else "none"
+        fail = _level(self.max_increase_pct, self.max_increase_usd)
+        return f"warn {_level(*self.warn)}, fail {fail}" if self.has_warn else fail
+
+
+def _level(pct: float, usd: float) -> str:
+    parts = [] if math.isinf(pct) else [f"+{pct:g}%"]
+    if usd > 0:
+        parts.append(f"+${usd:g}")
+    return " and ".join(parts) if parts else "none"
 
 
 @dataclass(frozen=True)
@@ -67,16 +95,18 @@ class Override:
 class Thresholds:
     """Resolved gate settings (see the module docstring for precedence and overrides)."""
 
-    max_increase_pct: float = DEFAULT_MAX_INCREASE_PCT
+    max_increase_pct: float = DEFAULT_MAX_INCREASE_PCT  # the fail level
     max_increase_usd: float = DEFAULT_MAX_INCREASE_USD
     noise_sigma: float = DEFAULT_NOISE_SIGMA
     fail_on_regression: bool = False
     overrides: tuple[Override, ...] = ()
     source: str | None = field(default=None, compare=False)  # the pyproject.toml read, if any
+    warn_pct: float | None = None  # the warn level; None: the fail level
+    warn_usd: float | None = None
 
     @property
     def limits(self) -> Limits:
-        return Limits(self.max_increase_pct, self.max_increase_usd)
+        return Limits(self.max_increase_pct, self.max_increase_usd, self.warn_pct, self.warn_usd)
 
     def for_key(self, key: str) -> Limits:
         """The limits of a function / test / model named ``key`` (the last matching override)."""
@@ -88,7 +118,7 @@ class Thresholds:
                 if ov.max_increase_usd is not None:
                     usd = ov.max_increase_usd
                 break
-        return Limits(pct, usd)
+        return Limits(pct, usd, self.warn_pct, self.warn_usd)
 
 
 def _number(value: object, what: str, *, allow_inf: bool = False) -> float:
@@ -161,11 +191,17 @@ def read_pyproject(path: str | os.PathLike[str]) -> dict[str, object]:
     if unknown:
         raise ValueError(f"{path}: [tool.tokenspy.ci] has unknown key {unknown[0]!r} (expected {', '.join(_FIELDS)})")
     where = f"{path}: [tool.tokenspy.ci]"
+    for alias, name in _ALIASES.items():
+        if alias in table and name in table:
+            raise ValueError(f"{where} sets both {alias} and {name} (the same setting): keep one")
+    table = {_ALIASES.get(k, k): v for k, v in table.items()}
     out: dict[str, object] = {}
-    if "max_increase_pct" in table:
-        out["max_increase_pct"] = _number(table["max_increase_pct"], f"{where} max_increase_pct", allow_inf=True)
-    if "max_increase_usd" in table:
-        out["max_increase_usd"] = _number(table["max_increase_usd"], f"{where} max_increase_usd")
+    for name in ("max_increase_pct", "warn_pct"):
+        if name in table:
+            out[name] = _number(table[name], f"{where} {name}", allow_inf=True)
+    for name in ("max_increase_usd", "warn_usd"):
+        if name in table:
+            out[name] = _number(table[name], f"{where} {name}")
     if "noise_sigma" in table:
         out["noise_sigma"] = _number(table["noise_sigma"], f"{where} noise_sigma")
     if "fail_on_regression" in table:
@@ -185,6 +221,8 @@ def resolve(
     fail_on_regression: bool | None = None,
     overrides: Mapping[str, Mapping[str, float]] | None = None,
     pyproject: str | os.PathLike[str] | bool | None = None,
+    warn_pct: float | None = None,
+    warn_usd: float | None = None,
 ) -> Thresholds:
     """Merge arguments (``None`` = not given) over pyproject over defaults.
 
@@ -205,6 +243,10 @@ def resolve(
         given["max_increase_pct"] = _number(max_increase_pct, "max_increase_pct", allow_inf=True)
     if max_increase_usd is not None:
         given["max_increase_usd"] = _number(max_increase_usd, "max_increase_usd")
+    if warn_pct is not None:
+        given["warn_pct"] = _number(warn_pct, "warn_pct", allow_inf=True)
+    if warn_usd is not None:
+        given["warn_usd"] = _number(warn_usd, "warn_usd")
     if noise_sigma is not None:
         given["noise_sigma"] = _number(noise_sigma, "noise_sigma")
     if fail_on_regression is not None:

@@ -14,9 +14,14 @@ import time
 from contextlib import closing
 from datetime import datetime, timezone
 
-from tokenspy.api import DEFAULT_DIR
+DB_HELP = ("database (default: $TOKENSPY_DB, else .tokenspy/usage.db of the git work tree if it exists, "
+           "else ~/.tokenspy/usage.db)")
 
-DEFAULT_DB = f"{DEFAULT_DIR}/usage.db"
+
+def _db(args: argparse.Namespace) -> str:
+    from tokenspy import dbpath
+
+    return str(dbpath.find(getattr(args, "db", None)))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(since the last reset, this month, this week, today; calendar UTC).",
     )
     p.add_argument("--project", help="only this project")
-    p.add_argument("--db", default=DEFAULT_DB, help=f"database path (default {DEFAULT_DB})")
+    p.add_argument("--db", help=DB_HELP)
     p.set_defaults(handler=cmd_budget)
     actions = p.add_subparsers(dest="budget_action", metavar="[reset]", parser_class=type(p))
     r = actions.add_parser(
@@ -38,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     r.add_argument("--project", required=True, help="the project whose window restarts")
     # SUPPRESS: `tokenspy budget --db X reset` keeps the --db given before the action
-    r.add_argument("--db", default=argparse.SUPPRESS, help=f"database path (default {DEFAULT_DB})")
+    r.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
     r.set_defaults(handler=cmd_reset)
 
 
@@ -62,6 +67,7 @@ def cmd_budget(args: argparse.Namespace) -> int:
 
     project = _project_arg(args.project)
     now = time.time()
+    args.db = _db(args)
     with closing(open_readonly(args.db)) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if "budget_spend" not in tables:
@@ -133,7 +139,7 @@ def cmd_reset(args: argparse.Namespace) -> int:
     from tokenspy.toll.sqlite import SQLiteStore
 
     project = _project_arg(args.project)
-    db = getattr(args, "db", DEFAULT_DB)
+    db = _db(args)
     path = check_db_path(db)  # a typo must not create a new, empty DB
     store = SQLiteStore(path)
     try:

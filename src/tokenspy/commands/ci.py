@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 
 
 def _threshold_number(what: str, allow_inf: bool = False):
@@ -27,10 +26,15 @@ def _threshold_number(what: str, allow_inf: bool = False):
 def _gate_options() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("gate")
-    g.add_argument("--max-increase-pct", type=_threshold_number("percent", allow_inf=True), metavar="PCT",
-                   help="relative threshold per key and on the total (default 10, or pyproject)")
-    g.add_argument("--max-increase-usd", type=_threshold_number("amount"), metavar="USD",
-                   help="absolute threshold in USD; 0 = none (default 0, or pyproject)")
+    g.add_argument("--fail-pct", "--max-increase-pct", dest="max_increase_pct",
+                   type=_threshold_number("percent", allow_inf=True), metavar="PCT",
+                   help="fail level: relative increase per key and on the total (default 10, or pyproject)")
+    g.add_argument("--fail-usd", "--max-increase-usd", dest="max_increase_usd", type=_threshold_number("amount"),
+                   metavar="USD", help="fail level: absolute increase in USD; 0 = none (default 0, or pyproject)")
+    g.add_argument("--warn-pct", type=_threshold_number("percent", allow_inf=True), metavar="PCT",
+                   help="warn level: annotated, never failing (default: the fail level, or pyproject)")
+    g.add_argument("--warn-usd", type=_threshold_number("amount"), metavar="USD",
+                   help="warn level in USD (default: the fail level, or pyproject)")
     g.add_argument("--noise-sigma", type=_threshold_number("sigma"), metavar="K",
                    help="with several runs per side, flag only changes beyond K standard deviations (default 3)")
     g.add_argument("--override", action="append", default=[], metavar="GLOB=PCT[,USD]",
@@ -50,12 +54,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("current_db", metavar="CURRENT_DB")
     p.add_argument("baseline_db", metavar="BASELINE_DB", nargs="?",
                    help="omit for a report of the current DB alone")
+    p.add_argument("--run", metavar="RUN_ID",
+                   help="this run of CURRENT_DB (default: its latest run, with the repeats of identical code)")
     p.set_defaults(handler=cmd_diff)
 
     p = sub.add_parser("compare", parents=[gate], help="diff LLM cost between two commits stored in one DB")
     p.add_argument("rev1", metavar="REV1", help="baseline revision (SHA, branch, tag, HEAD~1, …)")
     p.add_argument("rev2", metavar="REV2", help="current revision")
-    p.add_argument("--db", help="database (default .tokenspy/usage.db if it exists, else ~/.tokenspy/usage.db)")
+    p.add_argument("--db", help="database (default: $TOKENSPY_DB, else .tokenspy/usage.db of the git work tree "
+                                "if it exists, else ~/.tokenspy/usage.db)")
     p.add_argument("--repo", help="git repository to resolve revisions in (default: around the cwd)")
     p.set_defaults(handler=cmd_compare)
 
@@ -81,6 +88,7 @@ def _gate_kwargs(args: argparse.Namespace) -> dict[str, object]:
         max_increase_pct=args.max_increase_pct, max_increase_usd=args.max_increase_usd,
         noise_sigma=args.noise_sigma, overrides=_overrides(args.override) or None,
         fail_on_regression=args.fail_on_regression, github=args.github, format=args.format,
+        warn_pct=args.warn_pct, warn_usd=args.warn_usd,
     )
 
 
@@ -103,12 +111,13 @@ def cmd_diff(args: argparse.Namespace) -> int:
         from tokenspy.cli import CLIError
 
         raise CLIError(str(exc)) from None
-    return _run(annotate_cost_diff, args.current_db, args.baseline_db, **kwargs)
+    return _run(annotate_cost_diff, args.current_db, args.baseline_db, run=args.run, **kwargs)
 
 
 def default_db() -> str:
-    local = os.path.join(".tokenspy", "usage.db")
-    return local if os.path.exists(local) else os.path.expanduser(os.path.join("~", ".tokenspy", "usage.db"))
+    from tokenspy import dbpath
+
+    return str(dbpath.find())
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -8,20 +8,25 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
-from tokenspy.api import DEFAULT_DIR
+DB_HELP = ("database (default: $TOKENSPY_DB, else .tokenspy/usage.db of the git work tree if it exists, "
+           "else ~/.tokenspy/usage.db)")
 
-DEFAULT_DB = f"{DEFAULT_DIR}/usage.db"
+
+def _db(args: argparse.Namespace) -> str:
+    from tokenspy import dbpath
+
+    return str(dbpath.find(getattr(args, "db", None)))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("history", help="the most recent calls stored in a DB")
     p.add_argument("--limit", type=_positive_int, default=20, help="how many calls (default 20)")
-    p.add_argument("--db", default=DEFAULT_DB, help=f"database path (default {DEFAULT_DB})")
+    p.add_argument("--db", help=DB_HELP)
     p.set_defaults(handler=cmd_history)
 
     p = sub.add_parser("report", help="cost report of a DB (text or self-contained HTML)")
     p.add_argument("--format", choices=("text", "html"), default="text")
-    p.add_argument("--db", default=DEFAULT_DB, help=f"database path (default {DEFAULT_DB})")
+    p.add_argument("--db", help=DB_HELP)
     p.add_argument("--output", help="write the report to this file (HTML default: tokenspy_report.html)")
     p.set_defaults(handler=cmd_report)
 
@@ -39,6 +44,7 @@ def _positive_int(text: str) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     from tokenspy.store import open_readonly, select_expr
 
+    args.db = _db(args)
     with closing(open_readonly(args.db)) as conn:
         # newest first straight from the primary key: no scan, whatever the DB's size
         sql = (
@@ -62,7 +68,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     # Aggregated in SQL: the DB's rows never come into Python, whatever its size.
     from tokenspy.reporting.data import ReportData
 
-    data = ReportData.from_db(args.db)
+    data = ReportData.from_db(_db(args))
     if args.format == "html":
         from tokenspy.reporting.html import render_html
 

@@ -22,5 +22,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     try:
         return run_demo(args.dir)
-    except FileExistsError as exc:
+    except (FileExistsError, NotADirectoryError) as exc:
         raise CLIError(str(exc)) from None
+    except OSError as exc:  # a directory we may not create or write
+        raise CLIError(f"{exc.filename or args.dir}: {exc.strerror or exc}") from None
