@@ -319,11 +319,11 @@ def _write_run(state: _State) -> None:
     that removed the last call), not a missing one."""
     import warnings
 
-    from tokenspy import runs
+    from tokenspy import store
     from tokenspy.errors import TokenspyWarning
 
     try:
-        runs.write(state.db, state.run_id, state.git, state.started_at, time.time())
+        store.write_run(state.db, state.run_id, state.git, state.started_at, time.time())
     except Exception as exc:  # an unwritable DB: the calls already warned; the tests still count
         warnings.warn(f"tokenspy: cannot record the run in {state.db} ({exc})", TokenspyWarning, stacklevel=1)
 

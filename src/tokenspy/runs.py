@@ -10,11 +10,8 @@ derived from ``llm_calls`` (run id and commit, code state unknown).
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from dataclasses import dataclass
-
-from tokenspy.gitstate import GitState
 
 TABLE = "runs"
 CREATE = (
@@ -51,24 +48,6 @@ class Run:
 def create(conn: sqlite3.Connection) -> None:
     """Create the table if missing; inside the migration's write transaction."""
     conn.execute(CREATE)
-
-
-def write(path: str | os.PathLike[str], run_id: str, git: GitState, started_at: float, finished_at: float) -> None:
-    """Record a finished run (creating the DB if needed); ``calls`` is counted from ``llm_calls``.
-    Writing the same run again (a re-run of the gate) replaces its row."""
-    from tokenspy import store
-
-    conn = store.open_writable(path)
-    try:
-        with store.transaction(conn):
-            calls = conn.execute("SELECT COUNT(*) FROM llm_calls WHERE run_id = ?", (run_id,)).fetchone()[0]
-            conn.execute(
-                f"INSERT OR REPLACE INTO {TABLE} (run_id, git_commit, dirty, fingerprint, started_at, finished_at,"
-                " calls) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (run_id, git.commit, int(git.dirty), git.fingerprint, started_at, finished_at, calls),
-            )
-    finally:
-        conn.close()
 
 
 def has_table(conn: sqlite3.Connection) -> bool:

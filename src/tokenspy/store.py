@@ -26,6 +26,7 @@ from pathlib import Path
 
 from tokenspy import rollup, runs
 from tokenspy.errors import TokenspyWarning
+from tokenspy.gitstate import GitState
 from tokenspy.record import CallRecord
 
 SCHEMA_VERSION = 5
@@ -348,6 +349,22 @@ def write_records(path: str | os.PathLike[str], records: Iterable[CallRecord]) -
             _insert(conn, records)
             rollup.roll_up(conn)
         return len(records)
+    finally:
+        conn.close()
+
+
+def write_run(path: str | os.PathLike[str], run_id: str, git: GitState, started_at: float, finished_at: float) -> None:
+    """Record a finished run (creating the DB if needed); ``calls`` is counted from ``llm_calls``.
+    Writing the same run again (a re-run of the gate) replaces its row."""
+    conn = open_writable(path)
+    try:
+        with transaction(conn):
+            calls = conn.execute("SELECT COUNT(*) FROM llm_calls WHERE run_id = ?", (run_id,)).fetchone()[0]
+            conn.execute(
+                f"INSERT OR REPLACE INTO {runs.TABLE} (run_id, git_commit, dirty, fingerprint, started_at, finished_at,"
+                " calls) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, git.commit, int(git.dirty), git.fingerprint, started_at, finished_at, calls),
+            )
     finally:
         conn.close()
 

@@ -4,8 +4,10 @@ regression, warn and fail levels and their wording."""
 from __future__ import annotations
 
 from tokenspy.ci.diff import build_side, compute
+from tokenspy.ci.markdown import render_markdown
 from tokenspy.ci.query import Group
 from tokenspy.ci.rates import Rates
+from tokenspy.ci.text import render_text
 from tokenspy.ci.thresholds import Thresholds
 
 RATES = Rates(input=1e-6, cached=0.1e-6, cache_write=1.25e-6, output=2e-6, reasoning=2e-6, per_call=0.0)
@@ -28,12 +30,12 @@ def test_noise_mode_needs_three_repeats_on_each_side_and_states_n_mean_sigma():
     d = compute(side(*repeats([1300, 1320], "c")), side(*repeats([1000, 1010], "b")), Thresholds(), "t")
     assert d.mode == "exact"
     assert [r.key for r in d.regressions] == ["app.summarize"]
-    text = d.text()
+    text = render_text(d)
     assert "plain thresholds" in text and "noise mode needs 3 runs of identical code on each side" in text
     # three on each side: noise mode, with n, mean and sigma of each side in the report
     d = compute(side(*repeats([1300, 1320, 1310], "c")), side(*repeats([1000, 1010, 990], "b")), Thresholds(), "t")
     assert d.mode == "noise"
-    mode_line = next(line for line in d.text().splitlines() if line.startswith("mode:"))
+    mode_line = next(line for line in render_text(d).splitlines() if line.startswith("mode:"))
     assert "baseline: n=3, mean $0.001000, σ $0.000010" in mode_line
     assert "current: n=3, mean $0.001310, σ $0.000010" in mode_line
     # three on one side only: still the plain thresholds
@@ -47,8 +49,8 @@ def test_one_prompt_change_is_one_regression():
     d = compute(cur, base, Thresholds(fail_on_regression=True), "t")
     # the function, its test, its model and the total all went up by the same change
     assert [(r.kind, r.key) for r in d.regressions] == [("function", "app.summarize")]
-    assert d.text().startswith("tokenspy: 1 cost regression, verdict fail")
-    assert "## ❌ tokenspy: 1 cost regression, verdict fail" in d.markdown()
+    assert render_text(d).startswith("tokenspy: 1 cost regression, verdict fail")
+    assert "## ❌ tokenspy: 1 cost regression, verdict fail" in render_markdown(d)
     context = {(r.kind, r.key): r.level for r in (d.total, *d.tests, *d.models)}
     assert context[("total", "total")] == "fail" and context[("test", "tests/t.py::test_a")] == "fail"
     assert not any(r.regression for r in (d.total, *d.tests, *d.models))
@@ -77,9 +79,9 @@ def test_warn_and_fail_levels():
     warned = compute(side(g("app.summarize", 1100)), base, th, "t")  # +10%
     assert warned.verdict == "pass" and not warned.regressions
     assert [r.key for r in warned.warnings] == ["app.summarize"]
-    assert warned.text().startswith(
+    assert render_text(warned).startswith(
         "tokenspy: no cost regression; 1 cost increase over the warn threshold, verdict pass")
-    assert "thresholds: warn +5%, fail +25%" in warned.text()
+    assert "thresholds: warn +5%, fail +25%" in render_text(warned)
     failed = compute(side(g("app.summarize", 1300)), base, th, "t")  # +30%
     assert failed.verdict == "fail" and [r.key for r in failed.regressions] == ["app.summarize"]
     quiet = compute(side(g("app.summarize", 1040)), base, th, "t")  # +4%
@@ -89,7 +91,7 @@ def test_warn_and_fail_levels():
 def test_without_fail_on_regression_increases_are_not_called_regressions():
     base = side(g("app.summarize", 1000))
     d = compute(side(g("app.summarize", 2000)), base, Thresholds(), "t")
-    head = d.text().splitlines()[0]
+    head = render_text(d).splitlines()[0]
     assert head.startswith("tokenspy: 1 cost increase over the warn threshold (not failing) — ")
     assert "regression" not in head and d.verdict == "pass"
-    assert "## ⚠️ tokenspy: 1 cost increase over the warn threshold (not failing)" in d.markdown()
+    assert "## ⚠️ tokenspy: 1 cost increase over the warn threshold (not failing)" in render_markdown(d)
