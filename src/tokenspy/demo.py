@@ -19,9 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 APP = '''\
-"""A tiny LLM app. Its OpenAI client talks to a local transport that answers like the API."""
-
-import json
+"""A tiny LLM app. Its OpenAI client talks to a local mock of the API."""
 
 import httpx2
 import openai
@@ -30,22 +28,20 @@ import tokenspy
 
 SUMMARY_PROMPT = "Summarize the text in one sentence."
 
+# What a test suite's mock usually is: one canned completion, its model and usage fixed whatever
+# the request. tokenspy runs in request mode ([tool.tokenspy] usage = "request" in
+# pyproject.toml), so it prices what each request asks for and still sees a prompt change.
+CANNED = {
+    "id": "chatcmpl-demo", "object": "chat.completion", "created": 1700000000,
+    "model": "gpt-4o-2024-08-06",
+    "choices": [{"index": 0, "finish_reason": "stop",
+                 "message": {"role": "assistant", "content": "A short answer."}}],
+    "usage": {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500},
+}
+
 
 def _local_api(request: httpx2.Request) -> httpx2.Response:
-    # Stands in for api.openai.com: usage grows with the prompt, as it does for real.
-    body = json.loads(request.content)
-    words = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
-    prompt_tokens = 40 + words * 4
-    completion_tokens = 60
-    return httpx2.Response(200, json={
-        "id": "chatcmpl-demo", "object": "chat.completion", "created": 1700000000,
-        "model": body["model"],
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": "A short answer."}}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens,
-                  "prompt_tokens_details": {"cached_tokens": 0}},
-    })
+    return httpx2.Response(200, json=CANNED)
 
 
 client = openai.OpenAI(
@@ -85,6 +81,13 @@ def test_summarize():
 def test_classify():
     assert classify("the login button does nothing")
 '''
+
+PYPROJECT = """\
+[tool.tokenspy]
+# price what each request asks for (its model, its prompt counted with the model's tokenizer,
+# the canned answer), not the usage the mock reports: stable, and it sees a prompt change
+usage = "request"
+"""
 
 # The "prompt change" of the second commit: few-shot examples make every summarize call dearer.
 PROMPT_CHANGE = (
@@ -156,10 +159,13 @@ def run_demo(directory: str | os.PathLike[str] | None = None, out: TextIO = sys.
     (repo / "app.py").write_text(APP)
     (repo / "tests" / "test_app.py").write_text(TESTS)
     (repo / ".gitignore").write_text(".tokenspy/\n__pycache__/\n")
+    (repo / "pyproject.toml").write_text(PYPROJECT)
     _git(repo, "init", "-q")
     w = out.write
 
-    w(f"tokenspy demo — a throwaway repo at {repo}\n\n")
+    w(f"tokenspy demo — a throwaway repo at {repo}\n")
+    w("The app's tests mock the API with one canned answer (usage fixed at 1,200 in / 300 out), as test\n"
+      "suites do; tokenspy runs in request mode, so it prices what each request asks for.\n\n")
     first = _commit(repo, "tiny LLM app with tests")
     w(f"1. base commit {first[:12]}: run the tests under `pytest --tokenspy`\n")
     _run_tests(repo, out)

@@ -35,6 +35,9 @@ class Request(NamedTuple):
     endpoint: str  # tokenspy.tokens' endpoint name: "chat", "messages", "generate_content", ...
     body: dict[str, Any]  # JSON-like, as sent on the wire
     deployment: bool = False  # an Azure OpenAI request: its model is a deployment name
+    # The tokenizer's provider when it is not the call's (LangChain models of other providers are
+    # counted as OpenAI chat); such counts are approximate.
+    count_as: str | None = None
 
 
 class Counted(NamedTuple):
@@ -87,19 +90,20 @@ def count(provider: str, request: Request, answer: Any, model: str | None = None
     request's model where the body does not name it (Google's is in the URL)."""
     from tokenspy import tokens  # tiktoken loads on the first count, not with tokenspy
 
-    asked = tokens.count_request(provider, request.endpoint, request.body, model=model)
+    counter = request.count_as or provider
+    asked = tokens.count_request(counter, request.endpoint, request.body, model=model)
     model, priceable = asked.model, True
     if request.deployment and model is not None:
         mapped = deployments().get(model)
         model, priceable = (mapped, True) if mapped else (model, False)
     if isinstance(answer, str):
-        output = tokens.count_text(provider, model, answer)
+        output = tokens.count_text(counter, model, answer)
     elif answer is None:
         output = 0
     else:
         body = jsonable(answer)
-        output = tokens.count_response(provider, request.endpoint, body, model) if isinstance(body, dict) else 0
-    exact = asked.exact and tokens.is_exact(provider, model)
+        output = tokens.count_response(counter, request.endpoint, body, model) if isinstance(body, dict) else 0
+    exact = asked.exact and tokens.is_exact(counter, model) and counter == provider
     return Counted(model, Usage(asked.input_tokens, output), REQUEST if exact else REQUEST_APPROX,
                    asked.max_output_tokens, priceable)
 

@@ -493,3 +493,46 @@ def test_completion_llm_token_usage_from_llm_output(handler, fresh_tracker):
     (r,) = fresh_tracker.records()
     assert (r.provider, r.model, r.input_tokens, r.output_tokens) == ("langchain", "gpt-3.5-turbo-instruct", 5, 1)
     assert r.priced and r.cost_usd > 0
+
+
+# ---------------------------------------------------------------------------- request mode
+
+
+@pytest.fixture
+def request_mode():
+    tokenspy.init(usage="request")
+    yield
+    tokenspy.init()
+
+
+def test_request_mode_counts_the_messages_not_the_reported_usage(handler, fresh_tracker, request_mode):
+    from tokenspy.tokens import count_request, count_text
+
+    UsageChat().invoke("hi there", config={"callbacks": [handler]})
+    UsageChat().invoke("hi there, " * 50, config={"callbacks": [handler]})
+    short, long = fresh_tracker.records()
+    # the model asked for (ls_model_name), never the one the response metadata names
+    assert (short.model, short.usage_source) == ("gpt-4o", "request")
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi there"}]}
+    assert short.input_tokens == count_request("openai", "chat", body).input_tokens
+    assert short.output_tokens == count_text("openai", "gpt-4o", "hello")
+    assert long.input_tokens > short.input_tokens and long.cost_usd > short.cost_usd
+    assert (short.cached_input_tokens, short.reasoning_tokens) == (0, 0)
+
+
+def test_request_mode_prices_a_fake_chat_model_under_a_configured_default(fresh_tracker, request_mode):
+    handler = TokenspyCallbackHandler(default_model="gpt-4o-mini")
+    short = GenericFakeChatModel(messages=iter([AIMessage(content="ok")]))
+    chatty = GenericFakeChatModel(messages=iter([AIMessage(content="ok, and a much longer answer " * 10)]))
+    short.invoke("hi", config={"callbacks": [handler]})
+    chatty.invoke("hi", config={"callbacks": [handler]})
+    a, b = fresh_tracker.records()
+    assert (a.model, a.priced, a.usage_source) == ("gpt-4o-mini", True, "request_approx")
+    assert a.input_tokens > 0 and b.output_tokens > a.output_tokens and b.cost_usd > a.cost_usd
+
+
+def test_request_mode_sdk_backed_model_is_counted_once_by_the_sdk(lc_openai, handler, wire, fresh_tracker,
+                                                                 active, request_mode):
+    lc_openai.invoke("hi", config={"callbacks": [handler]})
+    (r,) = fresh_tracker.records()
+    assert r.usage_source == "request" and r.provider == "openai"

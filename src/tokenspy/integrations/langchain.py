@@ -34,7 +34,8 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 
-from tokenspy import context, recorder
+from tokenspy import context, pricing, recorder
+from tokenspy.integrations import _lc_request
 from tokenspy.recorder import Pending, Usage
 
 __all__ = ["TokenspyCallbackHandler", "install", "installed_handler", "uninstall"]
@@ -176,30 +177,48 @@ class TokenspyCallbackHandler(BaseCallbackHandler):
     run_inline = True  # called in the run's own context, in async code too (see module doc)
     raise_error = True  # so that a raising budget reaches the caller; our own errors never do
 
-    def __init__(self, tracker: Any = None) -> None:
+    def __init__(self, tracker: Any = None, default_model: str | None = None) -> None:
         super().__init__()
         self.tracker = tracker
+        self.default_model = default_model
         self.disabled = False
 
     # ------------------------------------------------------------------------ start
 
-    def _start(self, run_id: UUID, serialized: Any, metadata: Any, kwargs: dict[str, Any]) -> None:
+    def _model(self, serialized: Any, metadata: Any, params: Any) -> str | None:
+        """The model a run asked for; the configured default where that has no known price
+        (fake and test chat models report their class's type)."""
+        model = _requested_model(serialized, metadata, params)
+        if self.default_model and (model is None or pricing.lookup(model, _provider(metadata)) is None):
+            return self.default_model
+        return model
+
+    def _start(self, run_id: UUID, serialized: Any, metadata: Any, kwargs: dict[str, Any],
+               messages: Any = None, prompts: Any = None) -> None:
         try:
             if self.disabled or run_id in _runs:
                 return
-            model = _requested_model(serialized, metadata, kwargs.get("invocation_params"))
+            params = kwargs.get("invocation_params")
+            model = self._model(serialized, metadata, params)
+            request = None
+            if recorder.request_mode():
+                provider = _provider(metadata)
+                if messages:
+                    request = _lc_request.chat_request(provider, model, list(messages[0]), params)
+                elif prompts:
+                    request = _lc_request.llm_request(provider, model, prompts[:1])
             if (kwargs.get("batch_size") or 1) > 1:
                 # ``generate`` with several prompts starts all their runs before running any:
                 # the runs open beside this one are its siblings, not calls enclosing it
                 token = context.outer_calls.set(())
                 try:
-                    p = recorder.begin(_provider(metadata), model)
+                    p = recorder.begin(_provider(metadata), model, 2, request)
                 finally:
                     context.outer_calls.reset(token)
             else:
                 # an LLM run open here encloses this one (a model whose _generate runs another
                 # model): like an SDK call, the inner run is the one recorded
-                p = recorder.begin(_provider(metadata), model)
+                p = recorder.begin(_provider(metadata), model, 2, request)
             if p is None:  # suppressed: an outer layer records this call
                 return
             if self.tracker is not None:
@@ -214,12 +233,12 @@ class TokenspyCallbackHandler(BaseCallbackHandler):
     def on_chat_model_start(self, serialized: dict[str, Any], messages: Any, *, run_id: UUID,
                             parent_run_id: UUID | None = None, tags: list[str] | None = None,
                             metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        self._start(run_id, serialized, metadata, kwargs)
+        self._start(run_id, serialized, metadata, kwargs, messages=messages)
 
     def on_llm_start(self, serialized: dict[str, Any], prompts: list[str], *, run_id: UUID,
                      parent_run_id: UUID | None = None, tags: list[str] | None = None,
                      metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        self._start(run_id, serialized, metadata, kwargs)
+        self._start(run_id, serialized, metadata, kwargs, prompts=prompts)
 
     def on_llm_new_token(self, token: str, *, chunk: Any = None, run_id: UUID,
                          parent_run_id: UUID | None = None, **kwargs: Any) -> None:
@@ -249,7 +268,8 @@ class TokenspyCallbackHandler(BaseCallbackHandler):
             run = self._take(run_id)
             if run is not None:
                 model, usage = _result(response, run)
-                error = recorder.finish(run.p, usage, model)
+                answer = _lc_request.answer_text(response) if run.p.request is not None else None
+                error = recorder.finish(run.p, usage, model, answer)
         except Exception as exc:
             recorder.internal_error(exc)
         recorder.raise_budget(error)
@@ -276,7 +296,7 @@ _var: ContextVar[Any] | None = None
 _handler: TokenspyCallbackHandler | None = None
 
 
-def install(tracker: Any = None) -> TokenspyCallbackHandler:
+def install(tracker: Any = None, default_model: str | None = None) -> TokenspyCallbackHandler:
     """Record every LangChain run from now on, without passing a callback (idempotent).
 
     Registers a :class:`TokenspyCallbackHandler` with LangChain's configure hook (an
@@ -289,7 +309,7 @@ def install(tracker: Any = None) -> TokenspyCallbackHandler:
     with _lock:
         if _handler is not None:
             return _handler
-        handler = TokenspyCallbackHandler(tracker)
+        handler = TokenspyCallbackHandler(tracker, default_model)
         var: ContextVar[Any] = ContextVar("tokenspy_langchain_handler", default=handler)
         register_configure_hook(var, True)
         _var, _handler = var, handler
