@@ -159,14 +159,9 @@ def _attribution(p: Pending) -> tuple[str, str | None, int | None, list[str]]:
         if user is None:
             return "<unknown>", None, None, ["<unknown>"]
         return user[0], user[1], user[2], [user[0]]
-    name = user[0] if user is not None else test.test_id
-    # per-test data points at the test, whatever helper or fixture made the call
-    if test.source_file is not None:
-        source, line = test.source_file, test.source_line
-    elif user is not None:
-        source, line = user[1], user[2]
-    else:
-        source = line = None
+    # the function that made the call, where it is defined (an annotation on a dearer function
+    # lands there); the test keeps its own location under its id
+    name, source, line = user if user is not None else (test.test_id, test.source_file, test.source_line)
     return name, source, line, [name] if test.phase == "call" else [f"<{test.phase}>", name]
 
 

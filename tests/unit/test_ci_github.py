@@ -166,3 +166,31 @@ def test_stop_commands_brackets_untrusted_text():
     first, body, last = buf.getvalue().splitlines()
     token = first.removeprefix("::stop-commands::")
     assert len(token) > 20 and last == f"::{token}::" and body == "::error::not a command"
+
+
+def test_a_test_annotation_carries_the_line_of_its_def(tmp_path):
+    """A test is known by its node id: its annotation gets ``line=`` from the file's ``def``
+    (a class method and a parametrized id included); a test that cannot be found gets no line."""
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_a.py").write_text(
+        "import pytest\n\n\nclass TestA:\n    @pytest.mark.parametrize('x', [1])\n    def test_in(self, x):\n"
+        "        pass\n\n\ndef test_top():\n    pass\n")
+    ids = ["tests/test_a.py::TestA::test_in[1]", "tests/test_a.py::test_top", "tests/test_a.py::test_gone"]
+    # f costs the same in all, its tests shift it around: the tests' rows are what changed
+    def side(tokens: list[int], label: str):
+        return build_side([(Group("f", t, "m", "p", "r", 0, 1, n, 0, 0, 0, 0, None, None), RATES)
+                           for t, n in zip(ids, tokens, strict=True)], label)
+
+    cur, base = side([1000, 10, 1000], "c"), side([10, 2000, 10], "b")
+    d = compute(cur, base, Thresholds(max_increase_pct=10), "t")
+    props = {parse_command(x)[1].get("title", ""): parse_command(x)[1] for x in github.annotations(d, tmp_path)}
+    tests = {t: p for t, p in props.items() if "test_a.py::" in t}
+    assert tests, props
+    for title, p in tests.items():
+        assert p["file"] == "tests/test_a.py"
+        if "test_in" in title:
+            assert p["line"] == "6"
+        elif "test_top" in title:
+            assert p["line"] == "10"
+        else:
+            assert "line" not in p

@@ -20,6 +20,7 @@ from typing import TextIO
 from tokenspy.ci import fmt
 from tokenspy.ci.markdown import COMMENT_MAX_CHARS, STEP_SUMMARY_MAX_BYTES, render_markdown
 from tokenspy.ci.model import CostDiff, DiffRow
+from tokenspy.ci.testloc import test_line
 
 MAX_PER_LEVEL = 10  # GitHub shows 10 annotations per level per step and drops the rest
 
@@ -124,6 +125,8 @@ def annotations(d: CostDiff, root: Path | None = None) -> list[str]:
             if r.location is not None:
                 file = repo_relative(r.location.file, root)
                 line = r.location.line if file is not None else None
+                if file is not None and line is None and r.kind == "test":
+                    line = test_line(r.key, file, root)
             what = "cost regression" if r.regression else "cost increase over the warn threshold"
             title = f"tokenspy: total LLM {what}" if r.kind == "total" else f"tokenspy: {what} in {r.key}"
             message = f"{_describe(r)}{per_run}; over threshold: {'; '.join(r.reasons)}"
