@@ -11,6 +11,7 @@ never written or created (see ``open_readonly``).
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import sqlite3
@@ -77,11 +78,6 @@ CREATE TABLE IF NOT EXISTS llm_calls (
 # (`tokenspy combine` indexes call_uid in the DB it writes; budgets keep their own small table.)
 _INDEXES = ("CREATE INDEX IF NOT EXISTS llm_calls_commit ON llm_calls(git_commit)",)
 UID_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS llm_calls_uid ON llm_calls(call_uid)"
-_INSERT = (
-    f"INSERT INTO llm_calls (call_uid, {', '.join(COLUMNS[:-1])}) "
-    f"VALUES ({', '.join('?' for _ in COLUMNS)})"
-)
-
 
 class DBError(Exception):
     """A database path that cannot be used; the message is one line naming the path."""
@@ -327,16 +323,38 @@ def _stack_text(stack: list[str]) -> str:
     return text
 
 
+def _params(uid: str, r: CallRecord) -> tuple[object, ...]:
+    return (uid, r.function_name, _stack_text(r.call_stack), r.model, r.provider, r.input_tokens,
+            r.output_tokens, r.cost_usd, r.duration_ms, r.timestamp, r.session_id, r.git_commit,
+            r.cached_input_tokens, r.cache_write_tokens, r.reasoning_tokens, 1 if r.priced else 0, r.test_id,
+            r.source_file, r.source_line, r.run_id, r.project, r.usage_source, r.max_output_tokens,
+            r.max_cost_usd)
+
+
+# Rows go in up to CHUNK to a statement: sqlite3 hands the GIL back and forth around every step
+# of a statement, and while other threads are busy making LLM calls each hand-off waits for the
+# interpreter's switch interval. One row a statement (executemany) made the writer fall seconds
+# behind a busy app; a statement of many rows makes a handful of hand-offs a batch.
+CHUNK = 256
+_VALUES = "(" + ", ".join("?" for _ in COLUMNS) + ")"
+
+
+@functools.lru_cache(maxsize=16)
+def _insert_sql(rows: int) -> str:
+    return f"INSERT INTO llm_calls (call_uid, {', '.join(COLUMNS[:-1])}) VALUES " + ", ".join([_VALUES] * rows)
+
+
 def _insert(conn: sqlite3.Connection, records: list[CallRecord]) -> None:
     """Insert records, each with a new uid; call inside a transaction."""
-    conn.executemany(_INSERT, [
-        (uid, r.function_name, _stack_text(r.call_stack), r.model, r.provider, r.input_tokens,
-         r.output_tokens, r.cost_usd, r.duration_ms, r.timestamp, r.session_id, r.git_commit,
-         r.cached_input_tokens, r.cache_write_tokens, r.reasoning_tokens, 1 if r.priced else 0, r.test_id,
-         r.source_file, r.source_line, r.run_id, r.project, r.usage_source, r.max_output_tokens,
-         r.max_cost_usd)
-        for uid, r in zip(_take_uids(len(records)), records, strict=True)
-    ])
+    uids = _take_uids(len(records))
+    start = 0
+    while start < len(records):
+        # whole chunks, then the rest in powers of two: a few distinct statements, all cached
+        left = len(records) - start
+        n = CHUNK if left >= CHUNK else 1 << (left.bit_length() - 1)
+        params = [x for i in range(start, start + n) for x in _params(uids[i], records[i])]
+        conn.execute(_insert_sql(n), params)
+        start += n
 
 
 def write_records(path: str | os.PathLike[str], records: Iterable[CallRecord]) -> int:
