@@ -237,3 +237,21 @@ def test_pytest_rejects_an_unknown_usage_source(pytester):
     result = pytester.runpytest("--tokenspy=u.db", "--tokenspy-usage=both")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--tokenspy-usage: unknown usage source 'both'*'response', 'request'*"])
+
+
+def test_reports_show_the_worst_case_beside_the_counted_cost(tmp_path, request_mode, canned, oai, capsys):
+    from tokenspy.cli import main
+
+    tokenspy.init(persist=True, persist_dir=tmp_path, usage="request")
+    a = one(oai[0], model="gpt-4o", max_tokens=1000)
+    b = one(oai[0], model="gpt-4o")  # no ceiling: counts as what it cost
+    worst = a.max_cost_usd + b.cost_usd
+    text = tokenspy.report()
+    line = next(x for x in text.splitlines() if "worst case" in x)
+    assert f"${worst:.4f}" in line or f"${worst:.6f}" in line, line
+    assert "1 answer with an output ceiling" in line
+    get_global_tracker().flush()
+    capsys.readouterr()
+    assert main(["report", "--db", str(tmp_path / "usage.db")]) == 0
+    assert line.strip() in capsys.readouterr().out
+    tokenspy.init(usage="request")

@@ -9,6 +9,7 @@ Python, and both then share one derivation, so the two agree for the same calls.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
@@ -137,6 +138,9 @@ class ReportData:
     sessions: tuple[GroupRow, ...]  # most recent first
     commits: tuple[GroupRow, ...]  # most recent first
     unpriced: tuple[UnpricedModel, ...]  # most tokens first
+    # Request mode: the calls whose request set an output ceiling, and what all calls would
+    # have cost had each of those answers used its whole ceiling (None: no call had one).
+    ceiling: Ceiling | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -146,6 +150,8 @@ class ReportData:
     def from_records(cls, records: Iterable[CallRecord]) -> ReportData:
         groups: dict[_GroupKey, _Acc] = {}
         pairs: dict[tuple[str | None, str | None], _Acc] = {}
+        records = list(records)
+        ceiling = _ceiling((r.cost_usd, r.max_cost_usd) for r in records)
         for r in records:
             key = _GroupKey(r.function_name, tuple(r.call_stack), r.provider, r.model, bool(r.priced))
             acc = groups.get(key)
@@ -157,7 +163,7 @@ class ReportData:
             if acc is None:
                 acc = pairs[pair] = _Acc()
             acc.add_record(r)
-        return _build(groups, pairs)
+        return dataclasses.replace(_build(groups, pairs), ceiling=ceiling)
 
     @classmethod
     def from_db(cls, path: str | os.PathLike[str]) -> ReportData:
@@ -169,12 +175,41 @@ class ReportData:
 
         with closing(open_readonly(path)) as conn:
             cols, max_rowid = _guarded(path, _snapshot, conn)
+            ceiling = None
+            if "max_cost_usd" in cols:
+                ceiling = _ceiling(_guarded(path, lambda: conn.execute(
+                    "SELECT cost_usd, max_cost_usd FROM llm_calls WHERE max_cost_usd IS NOT NULL AND rowid <= ?",
+                    (max_rowid,)).fetchall()), total=None)
         # The two passes run on their own connections in parallel (sqlite3 releases the GIL);
         # ``rowid <= max_rowid`` keeps them on the same calls while a writer appends more.
         with ThreadPoolExecutor(max_workers=1) as pool:
             pairs = pool.submit(_guarded_pass, path, _db_pairs, cols, max_rowid)
             groups = _guarded_pass(path, _db_groups, cols, max_rowid)
-            return _build(groups, pairs.result())
+            data = _build(groups, pairs.result())
+        if ceiling is not None:
+            ceiling = Ceiling(ceiling.calls, data.totals.cost_usd + ceiling.worst_case_usd)
+        return dataclasses.replace(data, ceiling=ceiling)
+
+
+@dataclass(frozen=True, slots=True)
+class Ceiling:
+    calls: int  # calls whose request set an output ceiling (max_tokens & co.)
+    worst_case_usd: float  # the total cost had each of them used its whole ceiling
+
+
+def _ceiling(pairs: Iterable[tuple[float, float | None]], total: float | None = 0.0) -> Ceiling | None:
+    """From (cost, worst-case cost) pairs: the calls with a ceiling, and the total cost with each
+    of those at its worst case. ``total=None``: only the extra over the counted cost (the caller
+    adds the total, e.g. from SQL rows that hold only the calls with a ceiling)."""
+    calls, extra, cost = 0, 0.0, 0.0
+    for counted, worst in pairs:
+        cost += counted or 0.0
+        if worst is not None:
+            calls += 1
+            extra += max(worst - (counted or 0.0), 0.0)
+    if not calls:
+        return None
+    return Ceiling(calls, extra if total is None else cost + extra)
 
 
 def report_data(data_or_records: ReportData | Iterable[CallRecord]) -> ReportData:

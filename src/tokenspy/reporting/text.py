@@ -143,6 +143,10 @@ def _header(data: ReportData) -> list[str]:
         lines.append(f"  seen      {', '.join(counts)}")
     if t.unpriced_calls:
         lines.append(f"  unpriced  {t.unpriced_calls:,} call{'s' * (t.unpriced_calls != 1)} counted as $0")
+    if data.ceiling is not None:
+        n = data.ceiling.calls
+        lines.append(f"  worst case {format_usd(data.ceiling.worst_case_usd)} had the {n:,} answer{'s' * (n != 1)} "
+                     "with an output ceiling (max_tokens) used all of it")
     return lines
 
 
