@@ -24,7 +24,14 @@ class CLIError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
-        self.exit(2, f"tokenspy: error: {message}\n")
+        self.exit(2, f"tokenspy: error: {one_line(message)}\n")
+
+
+def one_line(message: str, limit: int = 500) -> str:
+    """An error message as one printable line: control characters (a path may hold newlines or
+    terminal escapes) shown escaped, and a huge value cut."""
+    text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in message)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args) or 0)
     except (CLIError, DBError) as exc:
-        print(f"tokenspy: error: {exc}", file=sys.stderr)
+        print(f"tokenspy: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -109,6 +109,22 @@ class CallRecord:
         return d
 
 
+def as_number(value: object, kind: type[int] | type[float] = float) -> int | float | None:
+    """A stored numeric field as ``kind``, or None when it holds no finite number (a
+    hand-edited or foreign DB may hold text, blobs or overflowing values)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    if not math.isfinite(number):
+        return None
+    if kind is int:
+        return min(max(int(number), -MAX_TOKENS), MAX_TOKENS)
+    return number
+
+
 def parse_stack(raw: object) -> tuple[str, ...]:
     """A stored call_stack (JSON list) as a tuple of names; anything else is one name (a
     hand-edited or foreign DB may hold anything)."""

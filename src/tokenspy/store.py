@@ -14,7 +14,9 @@ import atexit
 import functools
 import json
 import os
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 import uuid
@@ -178,10 +180,15 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 def check_db_path(path: str | os.PathLike[str]) -> Path:
     """Validate a DB path for reading; raise DBError naming it."""
-    p = Path(path).expanduser()
-    if not p.exists():
+    try:
+        p = Path(path).expanduser()
+        exists, is_file = p.exists(), p.is_file()
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
+        raise DBError(f"{str(path)[:200]}{'…' if len(str(path)) > 200 else ''}: not a usable path "
+                      f"({getattr(exc, 'strerror', None) or exc})") from None
+    if not exists:
         raise DBError(f"{p}: no such database file")
-    if not p.is_file():
+    if not is_file:
         raise DBError(f"{p}: not a file")
     try:
         with open(p, "rb") as fh:
@@ -193,19 +200,64 @@ def check_db_path(path: str | os.PathLike[str]) -> Path:
     return p
 
 
-def open_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
-    """Open an existing tokenspy DB without ever writing or creating a file.
+def _lenient_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
 
-    A DB with no live writer (no -wal/-journal beside it) is opened ``immutable``: SQLite then
-    takes no locks and creates no -shm file. With a writer present, ``mode=ro`` reads the WAL.
+
+class _Snapshot(sqlite3.Connection):
+    """A connection to a private copy of a DB; the copy goes when the connection is closed."""
+
+    snapshot_dir: str | None = None
+
+    def close(self) -> None:
+        super().close()
+        if self.snapshot_dir is not None:
+            shutil.rmtree(self.snapshot_dir, ignore_errors=True)
+            self.snapshot_dir = None
+
+
+def _snapshot_copy(p: Path) -> tuple[str, str]:
+    """Copy a DB and its -wal into a private directory: (directory, the copy's path)."""
+    d = tempfile.mkdtemp(prefix="tokenspy-read-")
+    os.chmod(d, 0o700)
+    copy = os.path.join(d, "snapshot.db")
+    try:
+        # the DB file first, then its WAL: the WAL's frames bring the copy up to the last commit
+        shutil.copyfile(p, copy)
+        shutil.copyfile(str(p) + "-wal", copy + "-wal")
+    except OSError:
+        shutil.rmtree(d, ignore_errors=True)
+        raise
+    return d, copy
+
+
+def open_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """Open an existing tokenspy DB without ever writing or creating a file beside it.
+
+    Without a non-empty -wal beside it, the DB is opened ``immutable``: SQLite takes no locks and
+    creates no -shm file. With one (a writer is live, or one stopped without a checkpoint),
+    reading it in place would make SQLite create or rewrite the -shm file, so the DB and its WAL
+    are read from a private copy instead.
     """
     p = check_db_path(path)
-    live = any(Path(str(p) + sfx).exists() for sfx in ("-wal", "-journal"))
-    uri = p.resolve().as_uri() + ("?mode=ro" if live else "?mode=ro&immutable=1")
+    wal = Path(str(p) + "-wal")
+    snapshot_dir = None
     try:
-        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        if wal.exists() and wal.stat().st_size > 0:
+            snapshot_dir, copy = _snapshot_copy(p)
+            conn = sqlite3.connect(Path(copy).as_uri() + "?mode=ro", uri=True, check_same_thread=False,
+                                   factory=_Snapshot)
+            conn.snapshot_dir = snapshot_dir
+        else:
+            conn = sqlite3.connect(p.resolve().as_uri() + "?mode=ro&immutable=1", uri=True,
+                                   check_same_thread=False)
+    except OSError as exc:
+        raise DBError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    conn.text_factory = _lenient_text  # a hand-edited DB's invalid UTF-8 is read, not raised
+    try:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.DatabaseError as exc:
+        conn.close()
         raise DBError(f"{p}: unreadable SQLite database ({exc})") from None
     if "llm_calls" not in names:
         conn.close()

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
 
 from tokenspy import rollup, store
+from tokenspy.record import as_number
 from tokenspy.rollup import BUCKET as _BUCKET
 from tokenspy.rollup import SPLITS
 
@@ -116,8 +117,28 @@ class _Job:
 
 
 def _groups(rows: Sequence[tuple]) -> list[Group]:
-    return [Group(f, t, m, p, r, b or 0, n, i or 0, c or 0, w or 0, o or 0, x or 0, sf, sl, gc)
-            for f, t, m, p, r, b, n, i, c, w, o, x, sf, sl, gc in rows]
+    out = []
+    for row in rows:
+        if any(type(v) not in _CLEAN for v in row):
+            row = _sane(row)  # a hand-edited DB: blobs for names, text for counts
+        f, t, m, p, r, b, n, i, c, w, o, x, sf, sl, gc = row
+        out.append(Group(f, t, m, p, r, b or 0, n, i or 0, c or 0, w or 0, o or 0, x or 0, sf, sl, gc))
+    return out
+
+
+_CLEAN = (str, int, type(None))
+_TEXT_FIELDS = (0, 1, 2, 3, 4, 12, 14)  # names, run, source file, commit; the rest are numbers
+
+
+def _sane(row: tuple) -> tuple:
+    """A group's row with names as text and numbers as ints (what is not a number counts 0)."""
+    out = list(row)
+    for k, v in enumerate(row):
+        if k in _TEXT_FIELDS:
+            out[k] = v.decode("utf-8", "replace") if isinstance(v, bytes) else (None if v is None else str(v))
+        elif v is not None:
+            out[k] = int(as_number(v, int) or 0)
+    return tuple(out)
 
 
 def _group_by(conn: sqlite3.Connection, job: _Job) -> list[Group]:

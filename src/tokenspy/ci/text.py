@@ -18,6 +18,17 @@ def clean(text: object) -> str:
     return str(text).translate(_CONTROLS)
 
 
+NAME_WIDTH = 80  # a name longer than this is elided in the middle: one huge name must not pad every row
+
+
+def short_name(text: object) -> str:
+    t = clean(text)
+    if len(t) <= NAME_WIDTH:
+        return t
+    half = (NAME_WIDTH - 1) // 2
+    return t[:half] + "…" + t[len(t) - (NAME_WIDTH - 1 - half):]
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
     lines = []
@@ -29,7 +40,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "
 
 def _row(r: DiffRow, has_b: bool) -> list[str]:
     status = ("REGRESSION" if r.regression else "WARN" if r.warning else r.change) if has_b else ""
-    cells = [status, clean(r.key), fmt.pair(r, "calls"), fmt.pair(r, "input_tokens"),
+    cells = [status, short_name(r.key), fmt.pair(r, "calls"), fmt.pair(r, "input_tokens"),
              fmt.pair(r, "cached_input_tokens"), fmt.pair(r, "output_tokens"),
              fmt.pair(r, "reasoning_tokens"), fmt.pair(r, "cost_usd", fmt.usd)]
     if has_b:
@@ -58,7 +69,7 @@ def render_text(d: CostDiff) -> str:
     if d.regressions or d.warnings:
         out += ["", "Over threshold:"]
         out += _table(["LEVEL", "KIND", "NAME", "Δ $", "Δ %", "WHY"], [
-            ["fail" if r.regression else "warn", r.kind, clean(r.key), fmt.signed_usd(r.delta_usd), fmt.pct(r),
+            ["fail" if r.regression else "warn", r.kind, short_name(r.key), fmt.signed_usd(r.delta_usd), fmt.pct(r),
              clean("; ".join(r.reasons))]
             for r in (*d.regressions, *d.warnings)
         ])
@@ -81,7 +92,7 @@ def render_text(d: CostDiff) -> str:
     if d.unpriced_models:
         out += ["", "Unpriced models (costed $0; token change shown):"]
         out += _table(["MODEL", "", "CALLS", "Δ TOKENS"], [
-            [clean(r.key), "", fmt.pair(r, "calls"), fmt.signed_num(r.delta_tokens)] for r in d.unpriced_models
+            [short_name(r.key), "", fmt.pair(r, "calls"), fmt.signed_num(r.delta_tokens)] for r in d.unpriced_models
         ])
     if d.reproduce:
         out += ["", f"reproduce: {clean(d.reproduce)}"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 from contextlib import closing
@@ -64,11 +65,27 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_input_as_output(out: Path, db: Path) -> None:
+    """A report written over the DB it reads (or one of its WAL files) would destroy it."""
+    from tokenspy.cli import CLIError
+
+    for victim in (db, Path(str(db) + "-wal"), Path(str(db) + "-shm")):
+        try:
+            same = out.exists() and victim.exists() and os.path.samefile(out, victim)
+        except OSError:
+            same = False
+        if same or out.resolve() == victim.resolve():
+            raise CLIError(f"{out}: is the database the report reads ({db}); choose another --output")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     # Aggregated in SQL: the DB's rows never come into Python, whatever its size.
     from tokenspy.reporting.data import ReportData
 
-    data = ReportData.from_db(_db(args))
+    db = _db(args)
+    if args.output:
+        _refuse_input_as_output(Path(args.output), Path(db))
+    data = ReportData.from_db(db)
     if args.format == "html":
         from tokenspy.reporting.html import render_html
 

@@ -18,7 +18,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
 
-from tokenspy.record import CallRecord, parse_stack
+from tokenspy.record import CallRecord, as_number, parse_stack
 
 ROOT_NAME = "all"
 UNKNOWN_FUNCTION = "<unknown>"  # same placeholders as store.load_records, so both paths agree
@@ -408,13 +408,13 @@ def _db_pairs(
 
 def _acc_from_row(nums: list) -> _Acc:
     acc = _Acc()
+    # SQL sums of a hand-edited DB may be text or blobs: what is not a number counts as 0
     calls, inp, out, cached, cache_write, reasoning, cost, duration, first, last = nums
-    acc.calls = int(calls)
-    acc.input, acc.output = int(inp), int(out)
-    acc.cached, acc.cache_write, acc.reasoning = int(cached), int(cache_write), int(reasoning)
-    acc.cost, acc.duration = float(cost), float(duration)
-    acc.first = None if first is None else float(first)
-    acc.last = None if last is None else float(last)
+    acc.calls = int(as_number(calls, int) or 0)
+    acc.input, acc.output = int(as_number(inp, int) or 0), int(as_number(out, int) or 0)
+    acc.cached, acc.cache_write, acc.reasoning = (int(as_number(x, int) or 0) for x in (cached, cache_write, reasoning))
+    acc.cost, acc.duration = float(as_number(cost) or 0.0), float(as_number(duration) or 0.0)
+    acc.first, acc.last = as_number(first), as_number(last)
     return acc
 
 

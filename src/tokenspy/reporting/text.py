@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
-from tokenspy.record import CallRecord
+from tokenspy.record import CallRecord, as_number
 from tokenspy.reporting.data import GroupRow, ReportData, report_data
 
 EMPTY = "no LLM calls recorded"
@@ -233,20 +233,29 @@ def format_history(rows: Iterable[HistoryRow]) -> str:
     """One line per call, as given (newest first): time, function, model, tokens, cost, latency."""
     table = []
     for ts, function, model, provider, inp, out, cost, duration, priced in rows:
+        # a value that is not what the schema says (a hand-edited DB) is shown as "?", not a crash
+        t, i, o, c, d = (as_number(ts), as_number(inp, int), as_number(out, int), as_number(cost),
+                         as_number(duration))
         table.append((
-            format_time(ts),
-            shorten(str(function or "<unknown>")),
-            shorten(model_label(str(provider or ""), str(model or ""))),
-            format_tokens(int(inp or 0)),
-            format_tokens(int(out or 0)),
-            format_usd(float(cost or 0.0)) if _is_priced(priced) else "unpriced",
-            f"{float(duration or 0.0):,.0f}",
+            format_time(t) if t is not None else "?",
+            shorten(printable(_text(function) or "<unknown>")),
+            shorten(printable(model_label(_text(provider), _text(model)))),
+            format_tokens(int(i)) if i is not None else "?",
+            format_tokens(int(o)) if o is not None else "?",
+            ("?" if c is None else format_usd(c)) if _is_priced(priced) else "unpriced",
+            f"{d:,.0f}" if d is not None else "?",
         ))
     if not table:
         return EMPTY + "\n"
     headers = ("time", "function", "provider/model", "in", "out", "cost", "latency ms")
     lines = _table(headers, table, right={3, 4, 5, 6})
     return "\n".join(line[2:] for line in lines) + "\n"
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return "" if value is None else str(value)
 
 
 def _is_priced(value: object) -> bool:
