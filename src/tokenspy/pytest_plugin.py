@@ -300,14 +300,23 @@ class _Recorder(_Budgets):
         from tokenspy.testing_summary import summary_lines
 
         lines = summary_lines(self.state.db, self.state.run_id, config.getoption("tokenspy_top"))
+        report = config.stash.get(_GATE_REPORT, None)
+        if not lines and not report:
+            return
+        # test ids and names are untrusted: under Actions the runner must take none of them for a
+        # workflow command
+        token = f"tokenspy-{uuid.uuid4().hex}" if os.environ.get("GITHUB_ACTIONS") == "true" else None
+        if token:
+            terminalreporter.write_line(f"::stop-commands::{token}")
         if lines:
             terminalreporter.section("tokenspy: LLM cost")
             for line in lines:
                 terminalreporter.write_line(line)
-        report = config.stash.get(_GATE_REPORT, None)
         if report:
             terminalreporter.section("tokenspy: cost diff against baseline")
             terminalreporter.write(report)
+        if token:
+            terminalreporter.write_line(f"::{token}::")
 
 
 _BUDGET_FAILED = pytest.StashKey[bool]()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -65,7 +64,7 @@ def emit(d: CostDiff, *, format: Format | None = "text", github_on: bool | None 
     stream = output if output is not None else sys.stdout
     on = github.enabled(github_on)
     if format == "json":
-        stream.write(json.dumps(d.as_dict(), indent=2, ensure_ascii=False) + "\n")
+        stream.write(github.inert_json(d.as_dict()) + "\n")
     elif format is not None:
         text = render_markdown(d) if format == "markdown" else render_text(d)
         if on:

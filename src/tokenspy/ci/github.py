@@ -9,6 +9,7 @@ commands are live (``stop_commands`` brackets the human-readable report).
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import uuid
@@ -152,6 +153,29 @@ def stop_commands(stream: TextIO) -> Iterator[None]:
         yield
     finally:
         stream.write(f"::{token}::\n")
+
+
+_BIDI = {c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)}
+
+
+def inert_json(value: object) -> str:
+    """JSON that stays pure JSON on stdout and that no runner takes for a workflow command: every
+    control character is escaped by the encoder, so no line starts with ``::``, and the legacy
+    ``##[command]`` form, which the runner finds anywhere in a line, and bidi controls are written
+    as ``\\u`` escapes (they can only occur inside strings, where the escape means the same)."""
+    text = json.dumps(value, indent=2, ensure_ascii=False).replace("##[", "##\\u005b")
+    return text.translate(_BIDI)
+
+
+@contextmanager
+def guarded(stream: TextIO, on: bool | None = None) -> Iterator[None]:
+    """Under GitHub Actions, what is printed inside holds untrusted text (function, model and test
+    names; paths): the runner must not take any of it for a workflow command."""
+    if enabled(on):
+        with stop_commands(stream):
+            yield
+    else:
+        yield
 
 
 def append_step_summary(markdown_for: Callable[[int], str], path: str | os.PathLike[str]) -> int:

@@ -59,9 +59,11 @@ def cmd_history(args: argparse.Namespace) -> int:
             from tokenspy.store import DBError
 
             raise DBError(f"{args.db}: unreadable ({exc})") from None
+    from tokenspy.ci.github import guarded
     from tokenspy.reporting.text import format_history
 
-    sys.stdout.write(format_history(rows))
+    with guarded(sys.stdout):
+        sys.stdout.write(format_history(rows))
     return 0
 
 
@@ -95,7 +97,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         content = render_text(data)
         if not args.output:
-            print(content)
+            from tokenspy.ci.github import guarded
+
+            with guarded(sys.stdout):
+                print(content)
             return 0
         # --output with text writes the text there rather than being silently ignored
         content, out = content + "\n", Path(args.output)
