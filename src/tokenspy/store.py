@@ -133,11 +133,37 @@ def _create_private(path: Path) -> None:
     os.close(fd)
 
 
+def _refuse_foreign(p: Path) -> None:
+    """Never add tokenspy's tables to somebody else's SQLite database (a wrong --db or persist
+    path): an existing file must be empty, or a SQLite DB that has no tables or has llm_calls."""
+    try:
+        if p.stat().st_size == 0:
+            return
+        with open(p, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return  # connect reports it
+    if head != SQLITE_MAGIC:
+        raise DBError(f"{p}: not a SQLite database; refusing to write into it")
+    try:
+        conn = sqlite3.connect(p.resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise DBError(f"{p}: unreadable SQLite database ({exc}); refusing to write into it") from None
+    if tables and "llm_calls" not in tables:
+        raise DBError(f"{p}: a SQLite database without tokenspy's tables; refusing to write into it")
+
+
 def open_writable(path: str | os.PathLike[str], timeout: float = 10.0) -> sqlite3.Connection:
     """Open (creating 0600 if needed) a DB for writing, migrated to the current schema."""
     p = Path(path).expanduser()
     if not p.exists():
         _create_private(p)
+    else:
+        _refuse_foreign(p)
     deadline = time.monotonic() + timeout
     delay = 0.005
     while True:
@@ -523,7 +549,7 @@ class Store:
                     if roll:
                         rollup.roll_up(self._conn)
                 self._unrolled = 0 if roll else self._unrolled + len(batch)
-            except (sqlite3.Error, OSError) as exc:
+            except (sqlite3.Error, OSError, DBError) as exc:
                 text = str(exc)
                 if isinstance(exc, sqlite3.OperationalError) and any(w in text for w in _RETRYABLE):
                     if len(q) + len(batch) <= MAX_PENDING:

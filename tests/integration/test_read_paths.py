@@ -131,3 +131,48 @@ def test_a_huge_name_does_not_pad_the_text_diff(tmp_path, capsys, monkeypatch):
     for argv in (["diff", str(db)], ["report", "--db", str(db)], ["history", "--db", str(db)]):
         assert main(argv) == 0
         assert len(capsys.readouterr().out) < 50_000, argv
+
+
+@pytest.mark.parametrize("argv", [["budget", "reset", "--db", "{db}", "--project", "p"],
+                                  ["combine", "{db}", "{src}"]])
+def test_writers_refuse_a_sqlite_db_that_is_not_tokenspys(tmp_path, argv, capsys):
+    import sqlite3
+    import time
+
+    from tokenspy import store
+    from tokenspy.record import CallRecord
+
+    foreign = tmp_path / "other.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER)")
+    src = tmp_path / "src.db"
+    store.write_records(src, [CallRecord("f", "gpt-4o", "openai", 1, 1, 0.1, 1.0, time.time())])
+    before = files(tmp_path)
+    assert main([a.format(db=foreign, src=src) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "other.db" in err
+    assert files(tmp_path) == before
+
+
+def test_persisting_into_a_foreign_db_warns_and_leaves_it_alone(tmp_path, oai, active):
+    import sqlite3
+    import warnings
+
+    import tokenspy
+    from tokenspy.tracker import get_global_tracker
+
+    foreign = tmp_path / "usage.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER)")
+    before = files(tmp_path)
+    tokenspy.init(persist=True, persist_dir=tmp_path)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            oai[0].chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+            get_global_tracker().flush()
+        assert any("refusing to write" in str(w.message) for w in caught)
+        assert tokenspy.stats()["total_calls"] == 1  # kept in memory
+    finally:
+        tokenspy.init()
+    assert files(tmp_path) == before

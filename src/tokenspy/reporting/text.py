@@ -237,7 +237,7 @@ def format_history(rows: Iterable[HistoryRow]) -> str:
         t, i, o, c, d = (as_number(ts), as_number(inp, int), as_number(out, int), as_number(cost),
                          as_number(duration))
         table.append((
-            format_time(t) if t is not None else "?",
+            format_time(t) if t is not None or ts is None else "?",
             shorten(printable(_text(function) or "<unknown>")),
             shorten(printable(model_label(_text(provider), _text(model)))),
             format_tokens(int(i)) if i is not None else "?",
