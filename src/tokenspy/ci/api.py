@@ -55,6 +55,15 @@ def _flags(max_increase_pct: float | None, max_increase_usd: float | None, noise
     return out
 
 
+def _usage(value: str | None) -> str | None:
+    """A usage source to compare: request, response, or None/"" (the current run's)."""
+    if not value:
+        return None
+    from tokenspy.usage_source import check
+
+    return check(value)
+
+
 def emit(d: CostDiff, *, format: Format | None = "text", github_on: bool | None = None,
          output: TextIO | None = None) -> None:
     """Print the report in ``format`` (None: nothing) and, under Actions, publish it.
@@ -79,13 +88,19 @@ def emit(d: CostDiff, *, format: Format | None = "text", github_on: bool | None 
 
 
 def diff_sources(current: Source, baseline: Source | None, thresholds: Thresholds, reproduce: str = "",
-                 notes: Sequence[str] = ()) -> CostDiff:
-    """The diff of two sources (no printing)."""
+                 notes: Sequence[str] = (), usage: str | None = None) -> CostDiff:
+    """The diff of two sources (no printing). ``usage``: the usage source to compare
+    ("request" or "response"; None: whatever the current run used)."""
+    from dataclasses import replace
+
     from tokenspy import pricing
 
-    sides = load_sides([current] if baseline is None else [current, baseline])
-    return compute(sides[0], sides[1] if baseline is not None else None, thresholds,
-                   pricing.table_version(), reproduce=reproduce, notes=notes)
+    loaded = load_sides([current] if baseline is None else [current, baseline], usage=usage)
+    cur = loaded.sides[0]
+    assert cur is not None
+    base = loaded.sides[1] if baseline is not None else None
+    d = compute(cur, base, thresholds, pricing.table_version(), reproduce=reproduce, notes=notes)
+    return replace(d, usage_note=loaded.usage_note, compared_sources=loaded.compared)
 
 
 def annotate_cost_diff(
@@ -104,6 +119,7 @@ def annotate_cost_diff(
     warn_pct: float | None = None,
     warn_usd: float | None = None,
     run: str | None = None,
+    usage: str | None = None,
 ) -> CostDiff:
     """Diff the current DB against a baseline DB, print the report, and under GitHub Actions
     annotate the regressions, append the job summary and set the step outputs.
@@ -129,9 +145,12 @@ def annotate_cost_diff(
     argv = ["tokenspy", "diff", os.fspath(current_db), *([os.fspath(baseline_db)] if baseline_db is not None else [])]
     if run is not None:
         argv += ["--run", run]
+    if usage:
+        argv += ["--usage", usage]
     reproduce = shell_join(argv + _flags(max_increase_pct, max_increase_usd, noise_sigma, overrides, warn_pct,
                                          warn_usd, fail_on_regression))
-    d = diff_sources(Source(cur, run=run), Source(base) if base is not None else None, th, reproduce)
+    d = diff_sources(Source(cur, run=run), Source(base) if base is not None else None, th, reproduce,
+                     usage=_usage(usage))
     emit(d, format=format, github_on=github, output=output)
     return d
 
@@ -153,6 +172,7 @@ def compare_commits(
     pyproject: str | os.PathLike[str] | bool | None = None,
     warn_pct: float | None = None,
     warn_usd: float | None = None,
+    usage: str | None = None,
 ) -> CostDiff:
     """The same diff between the rows of two commits of one DB: ``commit1`` is the baseline,
     ``commit2`` the current side. Revisions may be full or short SHAs, branches, tags or
@@ -179,6 +199,9 @@ def compare_commits(
     argv = ["tokenspy", "compare", shas[0][:12], shas[1][:12], "--db", os.fspath(db_path)]
     reproduce = shell_join(argv + _flags(max_increase_pct, max_increase_usd, noise_sigma, overrides, warn_pct,
                                          warn_usd, fail_on_regression))
-    d = diff_sources(Source(path, shas[1], clean=True), Source(path, shas[0], clean=True), th, reproduce)
+    if usage:
+        reproduce += f" --usage {usage}"
+    d = diff_sources(Source(path, shas[1], clean=True), Source(path, shas[0], clean=True), th, reproduce,
+                     usage=_usage(usage))
     emit(d, format=format, github_on=github, output=output)
     return d

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tokenspy.ci import fmt
-from tokenspy.ci.markdown import headline, mode_text
+from tokenspy.ci.markdown import accepted_text, counts_text, headline, mode_text
 from tokenspy.ci.model import CostDiff, DiffRow
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -40,15 +40,13 @@ def _row(r: DiffRow, has_b: bool) -> list[str]:
 def render_text(d: CostDiff) -> str:
     has_b = d.has_baseline
     t = d.total
-    out: list[str] = []
-    if not has_b:
-        what = ("no LLM calls in this run ($0; " if d.no_calls
-                else f"LLM cost {fmt.usd(t.current.cost_usd if t.current else 0.0)} (")
-        out.append(f"tokenspy: {what}no baseline: report of the current run; verdict pass)")
-    else:
-        calls = "no LLM calls in this run; " if d.no_calls else ""
-        out.append(f"tokenspy: {calls}{headline(d)} — "
-                   f"{fmt.usd(t.baseline.cost_usd if t.baseline else 0.0)} → "
+    out: list[str] = [f"tokenspy: {clean(headline(d))} (verdict {d.verdict})", clean(counts_text(d))]
+    if d.usage_note:
+        out.append(f"note: {clean(d.usage_note)}")
+    if d.accepted_by:
+        out.append(clean(accepted_text(d).replace("**", "").replace("`", "")))
+    if has_b:
+        out.append(f"total: {fmt.usd(t.baseline.cost_usd if t.baseline else 0.0)} → "
                    f"{fmt.usd(t.current.cost_usd if t.current else 0.0)} "
                    f"({fmt.signed_usd(t.delta_usd)}, {fmt.pct(t)})")
     out.append(f"mode: {mode_text(d)}")

@@ -41,6 +41,8 @@ def _gate_options() -> argparse.ArgumentParser:
                    help="thresholds for the functions/tests/models matching GLOB (repeatable)")
     g.add_argument("--fail-on-regression", action="store_true", default=None,
                    help="exit 1 when a regression is found")
+    g.add_argument("--usage", choices=("request", "response"), default=None,
+                   help="compare the rows of this usage source only (default: the current run's)")
     g.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     g.add_argument("--github", action=argparse.BooleanOptionalAction, default=None,
                    help="force GitHub Actions annotations/summary/outputs on or off (default: auto)")
@@ -88,7 +90,7 @@ def _gate_kwargs(args: argparse.Namespace) -> dict[str, object]:
         max_increase_pct=args.max_increase_pct, max_increase_usd=args.max_increase_usd,
         noise_sigma=args.noise_sigma, overrides=_overrides(args.override) or None,
         fail_on_regression=args.fail_on_regression, github=args.github, format=args.format,
-        warn_pct=args.warn_pct, warn_usd=args.warn_usd,
+        warn_pct=args.warn_pct, warn_usd=args.warn_usd, usage=args.usage,
     )
 
 
