@@ -12,7 +12,7 @@ from tokenspy import store
 from tokenspy.ci import github
 from tokenspy.ci.diff import compute
 from tokenspy.ci.load import load_sides
-from tokenspy.ci.markdown import render_markdown
+from tokenspy.ci.markdown import Extras, render_markdown
 from tokenspy.ci.model import CostDiff
 from tokenspy.ci.query import Source, has_commit
 from tokenspy.ci.text import render_text
@@ -55,6 +55,15 @@ def _flags(max_increase_pct: float | None, max_increase_usd: float | None, noise
     return out
 
 
+def cli_extras(pyproject: str | os.PathLike[str] | bool | None) -> Extras:
+    """What a CLI diff shows beyond the diff: the traffic table of the pyproject it reads."""
+    from tokenspy.ci import traffic
+
+    if pyproject is False:
+        return Extras()
+    return Extras(traffic=traffic.read(None if pyproject is True else pyproject))
+
+
 def _usage(value: str | None) -> str | None:
     """A usage source to compare: request, response, or None/"" (the current run's)."""
     if not value:
@@ -65,7 +74,7 @@ def _usage(value: str | None) -> str | None:
 
 
 def emit(d: CostDiff, *, format: Format | None = "text", github_on: bool | None = None,
-         output: TextIO | None = None) -> None:
+         output: TextIO | None = None, extras: Extras | None = None) -> None:
     """Print the report in ``format`` (None: nothing) and, under Actions, publish it.
 
     Under Actions the human-readable report is printed with workflow commands stopped (names
@@ -76,14 +85,14 @@ def emit(d: CostDiff, *, format: Format | None = "text", github_on: bool | None 
     if format == "json":
         stream.write(json.dumps(d.as_dict(), indent=2, ensure_ascii=False) + "\n")
     elif format is not None:
-        text = render_markdown(d) if format == "markdown" else render_text(d)
+        text = render_markdown(d, extras=extras) if format == "markdown" else render_text(d, extras)
         if on:
             with github.stop_commands(stream):
                 stream.write(text)
         else:
             stream.write(text)
     if on:
-        github.publish(d, sys.stderr if format == "json" else stream)
+        github.publish(d, sys.stderr if format == "json" else stream, extras=extras)
     stream.flush()
 
 
@@ -151,7 +160,8 @@ def annotate_cost_diff(
                                          warn_usd, fail_on_regression))
     d = diff_sources(Source(cur, run=run), Source(base) if base is not None else None, th, reproduce,
                      usage=_usage(usage))
-    emit(d, format=format, github_on=github, output=output)
+    emit(d, format=format, github_on=github, output=output,
+         extras=cli_extras(pyproject) if format is not None or github is not False else None)
     return d
 
 
@@ -203,5 +213,6 @@ def compare_commits(
         reproduce += f" --usage {usage}"
     d = diff_sources(Source(path, shas[1], clean=True), Source(path, shas[0], clean=True), th, reproduce,
                      usage=_usage(usage))
-    emit(d, format=format, github_on=github, output=output)
+    emit(d, format=format, github_on=github, output=output,
+         extras=cli_extras(pyproject) if format is not None or github is not False else None)
     return d

@@ -102,7 +102,8 @@ class Extras:
     subject: str = "This change"  # "This PR", "This push", …
     traffic: Traffic | None = None
     trend: Trend | None = None
-    html_report: str = ""  # where the HTML report is (a URL or an artifact name), escaped here
+    html_report: str = ""  # the HTML report's artifact name (escaped here)
+    html_url: str = ""  # where to download it (the run's artifacts)
 
 
 NAME_MAX = 48  # characters of a name shown in a table cell
@@ -419,10 +420,18 @@ def _render(d: CostDiff, parts: _Parts, x: Extras, marker: str, limit: int | Non
         limits=_limits_text(d), notes=[md(n) for n in d.notes], reproduce=reproduce_text(d),
         truncated=budget_note if limit is not None else "",
         trend_line=md(one_line(trend)) if trend else "", trend_chart=mermaid(trend) if trend else "",
-        trend_title=md(trend.title) if trend else "", html_report=md(x.html_report) if x.html_report else "",
+        trend_title=md(trend.title) if trend else "", html_report=_link(x.html_report, x.html_url),
         n_keys=f"{_plural(len(d.functions), 'function')}, {_plural(len(d.tests), 'test')}, "
                f"{_plural(len(d.models), 'model')}",
     )
+
+
+def _link(text: str, url: str) -> str:
+    if not text:
+        return ""
+    if url and url.startswith(("https://", "http://")) and not any(c in url for c in " ()<>[]\n\r\"'`"):
+        return f"[{md(text)}]({url})"
+    return md(text)
 
 
 def marker_for(tag: str = "") -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tokenspy.ci import fmt
-from tokenspy.ci.markdown import accepted_text, counts_text, headline, mode_text
+from tokenspy.ci.markdown import Extras, accepted_text, counts_text, headline, mode_text
 from tokenspy.ci.model import CostDiff, DiffRow
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -37,10 +37,10 @@ def _row(r: DiffRow, has_b: bool) -> list[str]:
     return cells
 
 
-def render_text(d: CostDiff) -> str:
+def render_text(d: CostDiff, extras: Extras | None = None) -> str:
     has_b = d.has_baseline
     t = d.total
-    out: list[str] = [f"tokenspy: {clean(headline(d))} (verdict {d.verdict})", clean(counts_text(d))]
+    out: list[str] = [f"tokenspy: {clean(headline(d, extras))} (verdict {d.verdict})", clean(counts_text(d))]
     if d.usage_note:
         out.append(f"note: {clean(d.usage_note)}")
     if d.accepted_by:
@@ -81,6 +81,11 @@ def render_text(d: CostDiff) -> str:
         out += _table(["MODEL", "", "CALLS", "Δ TOKENS"], [
             [clean(r.key), "", fmt.pair(r, "calls"), fmt.signed_num(r.delta_tokens)] for r in d.unpriced_models
         ])
+    trend = extras.trend if extras is not None else None
+    if trend is not None and len(trend.points) >= 2:
+        from tokenspy.ci.trend import one_line
+
+        out += ["", f"trend ({clean(trend.title)}): {one_line(trend)}"]
     if d.reproduce:
         out += ["", f"reproduce: {clean(d.reproduce)}"]
     return "\n".join(out) + "\n"
