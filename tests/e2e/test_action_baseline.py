@@ -90,8 +90,8 @@ def test_no_artifact_is_a_notice_and_a_pass(runner, gh):
     assert "No baseline" in notice and "tokenspy-usage" in notice and "main" in notice
     assert "No baseline: no artifact named" in result.summary
     assert "no baseline" in result.summary.lower()
-    assert out["comment-status"] == "skipped"  # on-change: nothing to compare, nothing to say
-    assert not gh.writes
+    assert out["comment-status"] == "created"  # update: the report of this run, saying there is no baseline
+    assert [w.method for w in gh.writes] == ["POST"]
 
 
 def test_only_unusable_artifacts_say_why(runner, gh, tmp_path):
@@ -147,7 +147,9 @@ def test_push_to_default_saves_the_db_and_the_next_pr_uses_it(runner, gh):
     assert push.action_outputs["verdict"] == "pass"
     assert push.action_outputs["baseline-source"] == "none"
     assert push.action_outputs["comment-status"] == "skipped"
-    assert not gh.log  # a push needs no API call: the upload is upload-artifact's job
+    # a push only reads (the previous artifact, whose history it extends): the upload is upload-artifact's job
+    assert not gh.writes and all(r.path.endswith("/actions/artifacts") or r.path == "/repos/acme/shop"
+                                 for r in gh.log)
     assert push.upload is not None, "the upload step's if: must hold on a push to the default branch"
     assert push.upload["name"] == "tokenspy-usage"
     saved = Path(push.upload["path"])

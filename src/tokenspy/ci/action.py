@@ -425,7 +425,7 @@ def run(s: Settings, ev: event_mod.Event, out: TextIO | None = None) -> Outcome:
         extras = replace(extras, html_report=s.report_artifact_name,
                          html_url=f"{s.server_url}/{s.repository}/actions/runs/{s.run_id}#artifacts")
     out.flush()
-    emit(d, format="text", github_on=s.github_actions, output=out, extras=extras)
+    emit(d, format="text", github_on=s.github_actions, output=out, extras=extras, tag=s.comment_tag)
     if history_db is not None:
         _summary(s, [f"📦 This run's DB, with the history of up to {history.KEEP} commits, is saved as the "
                      f"artifact `{s.artifact_name}`: the baseline of pull requests into `{ev.branch}`."])

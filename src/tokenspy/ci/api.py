@@ -74,7 +74,7 @@ def _usage(value: str | None) -> str | None:
 
 
 def emit(d: CostDiff, *, format: Format | None = "text", github_on: bool | None = None,
-         output: TextIO | None = None, extras: Extras | None = None) -> None:
+         output: TextIO | None = None, extras: Extras | None = None, tag: str = "") -> None:
     """Print the report in ``format`` (None: nothing) and, under Actions, publish it.
 
     Under Actions the human-readable report is printed with workflow commands stopped (names
@@ -92,7 +92,7 @@ def emit(d: CostDiff, *, format: Format | None = "text", github_on: bool | None 
         else:
             stream.write(text)
     if on:
-        github.publish(d, sys.stderr if format == "json" else stream, extras=extras)
+        github.publish(d, sys.stderr if format == "json" else stream, extras=extras, tag=tag)
     stream.flush()
 
 

@@ -60,8 +60,12 @@ def fit_body(body: str, marker: str = MARKER) -> str:
     return cut + note
 
 
+REPORT_LINK = "📄 HTML report"  # its link names this run: not a change of the report
+
+
 def _norm(body: str | None) -> str:
-    return "\n".join(line.rstrip() for line in (body or "").replace("\r\n", "\n").split("\n")).strip()
+    lines = (line.rstrip() for line in (body or "").replace("\r\n", "\n").split("\n"))
+    return "\n".join(line for line in lines if not line.startswith(REPORT_LINK)).strip()
 
 
 def is_ours(body: str | None, marker: str = MARKER) -> bool:

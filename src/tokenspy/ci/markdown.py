@@ -197,11 +197,13 @@ def headline(d: CostDiff, extras: Extras | None = None) -> str:
     t = d.total
     if not d.has_baseline:
         if d.no_calls:
-            return f"{x.subject} makes no LLM call (no baseline to compare with)"
+            return f"{x.subject}: no LLM calls in this run, \$0 (no baseline to compare with)"
         cost = t.current.cost_usd if t.current else 0.0
         per_month = f" — {fmt.usd(month)}/month at configured traffic" if month is not None else ""
         return f"{x.subject} costs {fmt.usd(cost)} in LLM calls per test run{per_month} (no baseline to compare with)"
     per_month = f" — {fmt.signed_usd(month)}/month at configured traffic" if month is not None else ""
+    if d.no_calls:
+        per_month += " (no LLM calls in this run)"
     if t.delta_usd > EPS_USD:
         return f"{x.subject} raises LLM cost by {fmt.signed_usd(t.delta_usd)} per test run ({fmt.pct(t)}){per_month}"
     if t.delta_usd < -EPS_USD:

@@ -52,7 +52,7 @@ def match(current: list[Group], baseline: list[Group], usage: str | None = None)
         differ = bool((cur_s | base_s) - wanted)
     else:
         # the rows whose sources match; none in common: the current run's, and no baseline
-        differ = bool(base_s) and cur_s != base_s
+        differ = bool(base_s) and bool(cur_s) and cur_s != base_s  # no call at all: nothing to match
         wanted = frozenset(cur_s & base_s or cur_s) if differ else frozenset(cur_s)
     compared = tuple(sorted(wanted))
     if not differ:
