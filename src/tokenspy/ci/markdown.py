@@ -107,6 +107,7 @@ class Extras:
 
 
 NAME_MAX = 48  # characters of a name shown in a table cell
+TOP_ROWS = 10  # rows of the table under the headline
 _ICON = {"new": "🆕", "removed": "➖", "increased": "🔺", "decreased": "🔻", "unchanged": "✅"}
 
 
@@ -263,7 +264,8 @@ def _regression_rows(d: CostDiff, x: Extras) -> tuple[str, Table]:
             m = monthly(r, x.traffic)
             cells.append(md(f"{fmt.signed_usd(m)}/month") if m is not None else "—")
         out.append(cells)
-    return title, Table([md(h) for h in header], out, len(out))
+    # The top of the report stays short: the rest is in the details, and annotated.
+    return title, Table([md(h) for h in header], out[:TOP_ROWS], len(out), max(0, len(out) - TOP_ROWS))
 
 
 def _unpriced_rows(d: CostDiff) -> Table:

@@ -91,9 +91,9 @@ def sparkline(values: list[float]) -> str:
 _LABEL = re.compile(r"[^A-Za-z0-9 #._-]")
 
 
-def _label(text: str) -> str:
+def _label(text: str, width: int = 20) -> str:
     # Inside a Mermaid string: no quote, bracket or newline may reach the chart's grammar.
-    return _LABEL.sub("", text)[:20] or "?"
+    return _LABEL.sub("", text)[:width] or "?"
 
 
 def _y(v: float) -> str:
@@ -106,7 +106,7 @@ def mermaid(trend: Trend) -> str:
     values = ", ".join(_y(p.cost_usd) for p in trend.points)
     top = max((p.cost_usd for p in trend.points), default=0.0)
     return "\n".join([
-        "```mermaid", "xychart-beta", f'  title "{_label(trend.title)}"', f"  x-axis [{labels}]",
+        "```mermaid", "xychart-beta", f'  title "{_label(trend.title, 80)}"', f"  x-axis [{labels}]",
         f'  y-axis "USD" 0 --> {_y(top * 1.1 or 1e-6)}', f"  line [{values}]", "```",
     ])
 
