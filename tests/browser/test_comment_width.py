@@ -20,15 +20,15 @@ COLUMN_PX = 860
 # The layout-relevant rules of GitHub's markdown-body (primer/css markdown), verbatim in spirit.
 GITHUB_CSS = """
 body{margin:0}
-.markdown-body{box-sizing:border-box;width:%dpx;padding:16px;font-family:-apple-system,"Segoe UI",
+.markdown-body{box-sizing:border-box;width:COLUMNpx;padding:16px;font-family:-apple-system,"Segoe UI",
  "Noto Sans",Helvetica,Arial,sans-serif;font-size:14px;line-height:1.5;word-wrap:break-word}
-.markdown-body table{display:block;width:max-content;max-width:100%%;overflow:auto;border-spacing:0;
+.markdown-body table{display:block;width:max-content;max-width:100%;overflow:auto;border-spacing:0;
  border-collapse:collapse}
 .markdown-body td,.markdown-body th{padding:6px 13px;border:1px solid #d0d7de}
-.markdown-body code{padding:.2em .4em;font-size:85%%;white-space:break-spaces}
+.markdown-body code{padding:.2em .4em;font-size:85%;white-space:break-spaces}
 .markdown-body pre{overflow:auto;padding:16px}
 .markdown-body blockquote{margin:0;padding:0 1em;border-left:.25em solid #d0d7de}
-""" % COLUMN_PX
+""".replace("COLUMN", str(COLUMN_PX))
 
 
 def render_gfm(markdown: str) -> str:
@@ -44,7 +44,8 @@ OVERFLOW_JS = """
 const out = [];
 for (const el of document.querySelectorAll('.markdown-body, .markdown-body *')) {
   if (el.closest('pre > code.language-mermaid') || el.matches('pre:has(> code.language-mermaid)')) continue;
-  if (el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0) out.push(el.tagName + ': ' + el.scrollWidth + ' > ' + el.clientWidth + ' ' + el.textContent.slice(0, 80));
+  if (el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0)
+    out.push(el.tagName + ': ' + el.scrollWidth + ' > ' + el.clientWidth + ' ' + el.textContent.slice(0, 80));
 }
 const doc = document.documentElement;
 if (doc.scrollWidth > doc.clientWidth) out.push('document: ' + doc.scrollWidth + ' > ' + doc.clientWidth);

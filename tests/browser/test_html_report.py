@@ -37,7 +37,10 @@ def _console_errors(browser) -> list[dict]:
 
 ROWS_JS = """
 return Array.from(document.querySelectorAll('table.diff tbody tr')).map(tr => {
-  const cell = (sel) => { const c = tr.querySelector(sel); return c ? [c.getAttribute(sel.slice(3, -1)), c.textContent] : null; };
+  const cell = (sel) => {
+    const c = tr.querySelector(sel);
+    return c ? [c.getAttribute(sel.slice(3, -1)), c.textContent] : null;
+  };
   return {kind: tr.dataset.kind, key: tr.dataset.key, base: cell('td[data-base-usd]'),
           head: cell('td[data-head-usd]'), delta: cell('td[data-delta-usd]')};
 });

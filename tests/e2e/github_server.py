@@ -245,7 +245,8 @@ class GitHubServer:
                     server.log.append(req)
                 status, headers, payload = server._route(req)
                 req.status = status
-                data = payload if isinstance(payload, bytes) else b"" if payload is None else json.dumps(payload).encode()
+                data = (payload if isinstance(payload, bytes) else b"" if payload is None
+                        else json.dumps(payload).encode())
                 self.send_response(status)
                 ctype = "application/zip" if isinstance(payload, bytes) else "application/json; charset=utf-8"
                 self.send_header("Content-Type", ctype)

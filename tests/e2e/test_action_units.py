@@ -60,7 +60,8 @@ def test_settings_defaults_and_token_kept_out_of_repr():
     # the earlier names of two modes are still understood; the tag defaults to the job's name
     assert Settings.from_environ({"TOKENSPY_COMMENT": "never"}).comment == "off"
     assert Settings.from_environ({"GITHUB_JOB": "cost"}).comment_tag == "cost"
-    assert Settings.from_environ({"GITHUB_JOB": "cost", "TOKENSPY_COMMENT_TAG": "matrix-3.12"}).comment_tag == "matrix-3.12"
+    tagged = Settings.from_environ({"GITHUB_JOB": "cost", "TOKENSPY_COMMENT_TAG": "matrix-3.12"})
+    assert tagged.comment_tag == "matrix-3.12"
     with pytest.raises(UsageError, match="input usage: 'tokens' is not one of request, response"):
         Settings.from_environ({"TOKENSPY_USAGE": "tokens"})
     with pytest.raises(UsageError, match="input comment: 'sometimes' is not one of update, new, on-change, off"):

@@ -87,7 +87,8 @@ echo "{name} $*" >> {log}
 if [[ "$1" == "-c" ]]; then echo 3.12.1; fi
 if [[ "$1 $2" == "-m venv" ]]; then
   mkdir -p "$4/bin"
-  printf '#!/usr/bin/env bash\\necho "venv-python $*" >> {log}\\nif [[ "$1" == "-c" ]]; then echo 9.9.9; fi\\nexit {pip_rc}\\n' > "$4/bin/python"
+  printf '#!/usr/bin/env bash\\necho "venv-python $*" >> {log}\\n' > "$4/bin/python"
+  printf 'if [[ "$1" == "-c" ]]; then echo 9.9.9; fi\\nexit {pip_rc}\\n' >> "$4/bin/python"
   chmod +x "$4/bin/python"
 fi
 """)
@@ -197,6 +198,27 @@ def test_cached_venv_refreshes_only_tokenspy(runner, tmp_path):
     proc, calls, outputs = _run_install(runner, tmp_path, cache_hit="true")
     assert proc.returncode == 0, proc.stderr
     cached = log.read_text()
-    assert f"cached -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall {ROOT}" in cached
+    assert ("cached -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall "
+            f"{ROOT}") in cached
     assert "python3 -m venv" not in calls
     assert outputs["version"] == "9.9.9"
+
+
+def test_readme_workflow_works_as_written():
+    # The README's YAML: no tokenspy from PyPI (no such release of ours), the action's own ref
+    # instead; the labeled/unlabeled trigger the accept label needs; only real inputs.
+    import yaml
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("## Use in your workflow", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    wf = yaml.safe_load(block)
+    assert {"labeled", "unlabeled"} <= set(wf[True]["pull_request"]["types"])  # YAML 1.1: on -> True
+    steps = wf["jobs"]["cost"]["steps"]
+    installs = [s["run"] for s in steps if "pip install" in s.get("run", "")]
+    assert installs and all(re.search(r"\btokenspy @ git\+https://github\.com/OWNER/tokenspy@v0", r) for r in installs)
+    assert not any(re.search(r"(?<![@/\w-])tokenspy(==|\s|$)", r.replace('"tokenspy @', '')) for r in installs)
+    [gate] = [s for s in steps if str(s.get("uses", "")).startswith("OWNER/tokenspy@")]
+    assert gate["uses"] == "OWNER/tokenspy@v0"
+    assert set(gate.get("with") or {}) <= set(load_action()["inputs"])
+    for name in re.findall(r"#\s*([a-z-]+):", block.split("with:", 1)[1]):
+        assert name in load_action()["inputs"], name

@@ -6,12 +6,11 @@ import hashlib
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tokenspy.ci import history, trend
-from tokenspy.ci.markdown import Extras, render_markdown
 from tokenspy.ci.api import annotate_cost_diff
+from tokenspy.ci.markdown import Extras, render_markdown
 from tokenspy.record import CallRecord
 from tokenspy.store import write_records
 

@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dataclasses import replace
-
 from tokenspy.ci.diff import build_side, compute
 from tokenspy.ci.markdown import COMMENT_MAX_CHARS, Extras, code_span, md, name_cell, render_markdown
-from tokenspy.ci.traffic import Traffic
-from tokenspy.ci.trend import Point, Trend
 from tokenspy.ci.query import Group
 from tokenspy.ci.rates import Rates
 from tokenspy.ci.thresholds import Override, Thresholds
+from tokenspy.ci.traffic import Traffic
+from tokenspy.ci.trend import Point, Trend
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 RATES = Rates(2.5e-6, 1.25e-6, 2.5e-6, 10e-6, 10e-6, 0.0)
@@ -171,7 +170,7 @@ def scenario_many_rows():
     return _two(base, cur)
 
 
-TREND = Trend(tuple(Point(f"{i:07x}", 0.03 + 0.0005 * (i % 4)) for i in range(30)) + (Point("PR #7", 0.0485),))
+TREND = Trend((*tuple(Point(f"{i:07x}", 0.03 + 0.0005 * (i % 4)) for i in range(30)), Point("PR #7", 0.0485)))
 
 GOLDEN_CASES = {
     "ci_report_no_baseline.md": (scenario_no_baseline, PR),

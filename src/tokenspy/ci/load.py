@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from tokenspy.ci import runsel
 from tokenspy.ci.diff import Side, build_side
 from tokenspy.ci.query import Group, Source, bucket_range, fetch_tiered, parallel, run_info, submit_all
-from tokenspy.ci.sources import FAMILY, match
 from tokenspy.ci.rates import PriceLike, Rates, TierMap, tier_map
+from tokenspy.ci.sources import FAMILY, match
 
 Lookup = Callable[[str, "str | None"], "PriceLike | None"]
 ModelKey = tuple["str | None", "str | None"]

@@ -198,7 +198,7 @@ def headline(d: CostDiff, extras: Extras | None = None) -> str:
     t = d.total
     if not d.has_baseline:
         if d.no_calls:
-            return f"{x.subject}: no LLM calls in this run, \$0 (no baseline to compare with)"
+            return rf"{x.subject}: no LLM calls in this run, \$0 (no baseline to compare with)"
         cost = t.current.cost_usd if t.current else 0.0
         per_month = f" — {fmt.usd(month)}/month at configured traffic" if month is not None else ""
         return f"{x.subject} costs {fmt.usd(cost)} in LLM calls per test run{per_month} (no baseline to compare with)"

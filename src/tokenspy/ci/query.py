@@ -138,7 +138,8 @@ def _group_by(conn: sqlite3.Connection, job: _Job) -> list[Group]:
         conds.append("id >= ? AND id < ?")
         params.extend(job.id_range)
     where = f" WHERE {' AND '.join(conds)}" if conds else ""
-    return _groups(conn.execute(f"{_select(conn, job.bucket)}{where} GROUP BY 1, 2, 3, 4, 5, 6, 15, 16", params).fetchall())
+    sql = f"{_select(conn, job.bucket)}{where} GROUP BY 1, 2, 3, 4, 5, 6, 15, 16"
+    return _groups(conn.execute(sql, params).fetchall())
 
 
 def _query(job: _Job) -> list[Group]:
