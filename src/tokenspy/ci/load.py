@@ -140,3 +140,9 @@ class LoadedSides:
     sides: list[Side | None]  # in the order of the sources; a baseline of no like source is None
     usage_note: str  # one line when the sides' usage sources differ (tokenspy.ci.sources)
     compared: tuple[str, ...]  # the usage sources the diff compares
+
+    def __getitem__(self, i: int) -> Side | None:  # loaded[0]: the first side
+        return self.sides[i]
+
+    def __len__(self) -> int:
+        return len(self.sides)
