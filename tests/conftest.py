@@ -8,6 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/wire.py and friends
 
+from chromium import browser  # noqa: F401  (the session's headless Chromium, tests/browser)
 from tokenspy import context, interceptor
 from tokenspy.config import config
 from tokenspy.tracker import Tracker, get_global_tracker, set_global_tracker

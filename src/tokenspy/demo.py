@@ -190,22 +190,36 @@ def run_demo(directory: str | os.PathLike[str] | None = None, out: TextIO = sys.
     w("-" * 78 + "\n")
     out.flush()
     from tokenspy.ci import compare_commits, github
+    from tokenspy.ci.markdown import Extras, headline, render_markdown
+    from tokenspy.ci.trend import history, one_line
+    from tokenspy.reporting.data import ReportData
+    from tokenspy.reporting.diff_html import render_diff_html
 
     cwd = os.getcwd()
     os.chdir(repo)
     try:
         with _github_env(files):
             diff = compare_commits(str(db), "HEAD~1", "HEAD", repo=str(repo), fail_on_regression=True,
-                                   output=out, format="markdown", github=False)
+                                   format=None, github=False)
+            extras = Extras("This PR", trend=history(str(db)))
+            w(render_markdown(diff, extras=extras))
             with open(files["commands"], "w", encoding="utf-8") as fh:
-                github.publish(diff, fh, root=repo)
+                github.publish(diff, fh, root=repo, extras=extras)
     finally:
         os.chdir(cwd)
+    html = base / "tokenspy-report.html"
+    html.write_text(render_diff_html(diff, headline=headline(diff, extras),
+                                     base_data=ReportData.from_db(db, first), head_data=ReportData.from_db(db, second)),
+                    encoding="utf-8")
     w("-" * 78 + "\n\n")
-    w("annotations on the pull request's diff:\n")
+    w(f"headline: {headline(diff, extras)}\n")
+    if extras.trend is not None:
+        w(f"trend   : {one_line(extras.trend)}  (the summary draws it as a Mermaid chart)\n")
+    w("\nannotations on the pull request's diff:\n")
     for line in github.annotations(diff, root=repo):
         w(f"  {github.describe_command(line)}\n")
     w(f"\nverdict: {diff.verdict}  (a real CI step would now exit 1 and fail the check)\n")
+    w(f"HTML report (side by side, flame graphs): {html}\n")
     w(f"job summary (Markdown)  : {files['summary']}\n")
     w(f"step outputs            : {files['outputs']}\n")
     w(f"workflow commands       : {files['commands']}\n")

@@ -1,7 +1,7 @@
 """The write-time roll-up of ``llm_calls`` that ``tokenspy diff`` reads instead of the raw rows.
 
-``llm_rollup`` holds one row per (git_commit, function, test, model, provider, run, input-size
-bucket) with the sums the diff needs: exactly what ``tokenspy.ci.query`` computes with a GROUP BY
+``llm_rollup`` holds one row per (git_commit, function, test, model, provider, run, usage source,
+input-size bucket) with the sums the diff needs: exactly what ``tokenspy.ci.query`` computes with a GROUP BY
 over the raw rows, so that reading the roll-up and reading the rows give the same groups.
 ``tokenspy_meta`` says how far it goes: every row with ``id <= rollup_to`` is in it, no later row
 is, and ``rollup_splits`` names the ``SPLITS`` it was bucketed with (a reader whose ``SPLITS``
@@ -30,11 +30,13 @@ BUCKET = (f"CASE WHEN input_tokens <= {SPLITS[0]} THEN 0 ELSE 1"
           + "".join(f" + (input_tokens > {s})" for s in SPLITS[1:]) + " END")
 # What a roll-up was built with: a reader or writer with other SPLITS (or another layout of the
 # table, hence the version prefix) does not use it.
-SIGNATURE = "2:" + ",".join(str(s) for s in SPLITS)
+# v3: usage_source is part of the group key (a diff compares like sources only); a v2 roll-up
+# is rebuilt by the next writer and read as raw rows until then (old rows say "response").
+SIGNATURE = "3:" + ",".join(str(s) for s in SPLITS)
 
 TABLE = "llm_rollup"
 META = "tokenspy_meta"
-KEYS = ("git_commit", "function_name", "test_id", "model", "provider", "run_id", "bucket")
+KEYS = ("git_commit", "function_name", "test_id", "model", "provider", "run_id", "usage_source", "bucket")
 SUMS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
 MINS = ("source_file", "source_line")
 
@@ -70,7 +72,8 @@ KEY_SQL = " || '|' || ".join(f"substr(typeof({k}), 1, 1) || hex({k})" for k in K
 CREATE = (
     f"CREATE TABLE IF NOT EXISTS {TABLE} ("
     " key TEXT PRIMARY KEY NOT NULL,"
-    " git_commit TEXT, function_name TEXT, test_id TEXT, model TEXT, provider TEXT, run_id TEXT, bucket INTEGER,"
+    " git_commit TEXT, function_name TEXT, test_id TEXT, model TEXT, provider TEXT, run_id TEXT, usage_source TEXT,"
+    " bucket INTEGER,"
     " calls INTEGER NOT NULL,"
     + "".join(f" {s} NOT NULL," for s in SUMS)
     + " source_file TEXT, source_line INTEGER) WITHOUT ROWID",
@@ -88,7 +91,7 @@ _ROLL = (
     f"SELECT {', '.join(KEYS[:-1])}, {BUCKET} AS bucket, COUNT(*), "
     + ", ".join(f"COALESCE({e}, 0)" for e in sum_exprs())
     + f", {', '.join(f'MIN({m})' for m in MINS)} FROM llm_calls "
-    f"WHERE id > (SELECT value FROM {META} WHERE name = 'rollup_to') GROUP BY 1, 2, 3, 4, 5, 6, 7"
+    f"WHERE id > (SELECT value FROM {META} WHERE name = 'rollup_to') GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"
     # WHERE true: without it SQLite would read ON CONFLICT as the join constraint of the FROM
     ") WHERE true "
     "ON CONFLICT (key) DO UPDATE SET calls = calls + excluded.calls, "

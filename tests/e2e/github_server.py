@@ -123,6 +123,10 @@ class GitHubServer:
         self.state.comments.setdefault(number, [])
         return pr
 
+    def set_labels(self, number: int, *names: str) -> None:
+        self.state.pulls[number]["labels"] = [{"id": 100 + i, "name": n, "color": "ededed"}
+                                              for i, n in enumerate(names)]
+
     def pull_request_event(self, number: int, action: str = "synchronize") -> dict[str, Any]:
         """The webhook payload a runner writes to GITHUB_EVENT_PATH for ``pull_request``."""
         pr = self.state.pulls[number]
@@ -221,6 +225,9 @@ class GitHubServer:
             def do_PATCH(self) -> None:
                 self._dispatch("PATCH")
 
+            def do_DELETE(self) -> None:
+                self._dispatch("DELETE")
+
             def _dispatch(self, method: str) -> None:
                 parts = urlsplit(self.path)
                 path = parts.path
@@ -238,7 +245,8 @@ class GitHubServer:
                     server.log.append(req)
                 status, headers, payload = server._route(req)
                 req.status = status
-                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                data = (payload if isinstance(payload, bytes) else b"" if payload is None
+                        else json.dumps(payload).encode())
                 self.send_response(status)
                 ctype = "application/zip" if isinstance(payload, bytes) else "application/json; charset=utf-8"
                 self.send_header("Content-Type", ctype)
@@ -314,6 +322,12 @@ class GitHubServer:
                 found[0]["body"] = body
                 found[0]["updated_at"] = "2025-01-02T00:00:00Z"
                 return 200, {}, found[0]
+            if req.method == "DELETE":
+                if self.fork_mode:
+                    return 403, {}, FORBIDDEN
+                for cs in self.state.comments.values():
+                    cs[:] = [c for c in cs if c["id"] != cid]
+                return 204, {}, None
         if rest == "/actions/artifacts" and req.method == "GET":
             if self.actions_forbidden:
                 return 403, {}, {**FORBIDDEN, "documentation_url": "https://docs.github.com/rest/actions/artifacts"}

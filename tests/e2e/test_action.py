@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 from conftest import BASE_SHA, PR_NUMBER, make_db
-from tokenspy.ci.comment import BODY_MAX_CHARS, MARKER
+from tokenspy.ci.comment import BODY_MAX_CHARS
+from tokenspy.ci.markdown import marker_for
+
+MARKER = marker_for("cost")  # the runner's GITHUB_JOB: the default comment-tag
 
 COMMENTS = r"/repos/acme/shop/issues/7/comments"
 EDIT = r"/repos/acme/shop/issues/comments/\d+"
@@ -30,7 +33,7 @@ def test_comment_created_then_edited_then_left_alone(runner, gh):
     assert first.action_outputs["comment-status"] == "created"
     [comment] = gh.comments(PR_NUMBER)
     assert comment["body"].startswith(MARKER)
-    assert "cost regression" in comment["body"]
+    assert "1 function over the limit" in comment["body"]
     assert comment["body"] == Path(first.outputs["report-path"]).read_text(encoding="utf-8")
     assert first.action_outputs["comment-url"] == comment["html_url"]
     assert len(gh.requests("POST", COMMENTS)) == 1
@@ -103,7 +106,7 @@ def test_fork_pr_passing_exits_0(runner, gh):
 def test_on_change_posts_nothing_when_nothing_changed(runner, gh):
     runner.pull_request()
     _dbs(runner, current_scale=1.0)
-    result = runner.run({"baseline-db": "baseline.db"})
+    result = runner.run({"baseline-db": "baseline.db", "comment": "on-change"})
     assert result.returncode == 0
     assert result.action_outputs["comment-status"] == "skipped"
     assert result.action_outputs["delta-usd"] == "0.000000"
@@ -111,14 +114,84 @@ def test_on_change_posts_nothing_when_nothing_changed(runner, gh):
     assert "nothing changed" in result.summary
 
 
-def test_on_change_keeps_an_existing_comment_current(runner, gh):
+def test_on_change_deletes_a_stale_comment_once_unchanged_again(runner, gh):
     runner.pull_request()
-    gh.add_comment(PR_NUMBER, MARKER + "\n## ❌ tokenspy: 1 cost regression (stale)", user="github-actions[bot]")
+    _dbs(runner, current_scale=2.0)
+    changed = runner.run({"baseline-db": "baseline.db", "comment": "on-change"})
+    assert changed.action_outputs["comment-status"] == "created" and len(gh.comments(PR_NUMBER)) == 1
+    (runner.workspace / ".tokenspy/usage.db").unlink()
+    make_db(runner.workspace / ".tokenspy/usage.db", scale=1.0)
+    back = runner.run({"baseline-db": "baseline.db", "comment": "on-change"})
+    assert back.returncode == 0
+    assert back.action_outputs["comment-status"] == "deleted"
+    assert gh.comments(PR_NUMBER) == []
+    assert len(gh.requests("DELETE", EDIT)) == 1
+    assert "PR comment removed" in back.summary
+
+
+def test_update_keeps_an_existing_comment_current(runner, gh):
+    runner.pull_request()
+    gh.add_comment(PR_NUMBER, MARKER + "\n### ❌ 1 function over the limit (stale)", user="github-actions[bot]")
     _dbs(runner, current_scale=1.0)
     result = runner.run({"baseline-db": "baseline.db"})
     assert result.returncode == 0
     assert result.action_outputs["comment-status"] == "updated"
-    assert "no cost regression" in gh.comments(PR_NUMBER)[0]["body"]
+    assert "leaves LLM cost unchanged" in gh.comments(PR_NUMBER)[0]["body"]
+
+
+def test_comment_new_posts_a_comment_per_changed_report(runner, gh):
+    runner.pull_request()
+    _dbs(runner, current_scale=2.0)
+    first = runner.run({"baseline-db": "baseline.db", "comment": "new"})
+    assert first.action_outputs["comment-status"] == "created"
+    same = runner.run({"baseline-db": "baseline.db", "comment": "new"})
+    assert same.action_outputs["comment-status"] == "unchanged"
+    (runner.workspace / ".tokenspy/usage.db").unlink()
+    make_db(runner.workspace / ".tokenspy/usage.db", scale=3.0)
+    again = runner.run({"baseline-db": "baseline.db", "comment": "new"})
+    assert again.action_outputs["comment-status"] == "created"
+    assert len(gh.comments(PR_NUMBER)) == 2 and not gh.requests("PATCH", EDIT)
+
+
+def test_comment_tags_keep_one_comment_per_job(runner, gh):
+    # Two matrix jobs (or workflows) on one PR: each edits its own comment, never the other's.
+    runner.pull_request()
+    _dbs(runner, current_scale=2.0)
+    py312 = runner.run({"baseline-db": "baseline.db", "comment-tag": "py3.12"})
+    py313 = runner.run({"baseline-db": "baseline.db", "comment-tag": "py3.13"})
+    assert py312.action_outputs["comment-status"] == py313.action_outputs["comment-status"] == "created"
+    bodies = [c["body"].split("\n", 1)[0] for c in gh.comments(PR_NUMBER)]
+    assert bodies == [marker_for("py3.12"), marker_for("py3.13")]
+    (runner.workspace / ".tokenspy/usage.db").unlink()
+    make_db(runner.workspace / ".tokenspy/usage.db", scale=3.0)
+    again = runner.run({"baseline-db": "baseline.db", "comment-tag": "py3.13"})
+    assert again.action_outputs["comment-status"] == "updated"
+    [patch] = gh.requests("PATCH", EDIT)
+    assert patch.path.endswith(f"/{gh.comments(PR_NUMBER)[1]['id']}")
+
+
+def test_accept_label_turns_a_failing_verdict_into_a_visible_pass(runner, gh):
+    runner.pull_request()
+    _dbs(runner, current_scale=2.0)
+    gh.set_labels(PR_NUMBER, "bug", "tokenspy:accept")
+    runner.event = gh.pull_request_event(PR_NUMBER, action="labeled")
+    result = runner.run({"baseline-db": "baseline.db"})
+    assert result.returncode == 0
+    out = result.action_outputs
+    assert out["verdict"] == "pass" and out["accepted"] == "true" and out["regressions"] == "1"
+    assert "Accepted by label" in result.summary and "tokenspy:accept" in result.summary
+    assert "Accepted by label" in gh.comments(PR_NUMBER)[0]["body"]
+    assert not any(line.startswith("::error ") for line in result.stdout.splitlines())
+    # the label removed again (unlabeled): the verdict fails as before
+    gh.set_labels(PR_NUMBER, "bug")
+    runner.event = gh.pull_request_event(PR_NUMBER, action="unlabeled")
+    failed = runner.run({"baseline-db": "baseline.db"})
+    assert failed.returncode == 1 and failed.action_outputs["accepted"] == "false"
+    # another label name, configured
+    gh.set_labels(PR_NUMBER, "cost-ok")
+    runner.event = gh.pull_request_event(PR_NUMBER, action="labeled")
+    assert runner.run({"baseline-db": "baseline.db", "accept-label": "cost-ok"}).returncode == 0
+    assert runner.run({"baseline-db": "baseline.db", "accept-label": ""}).returncode == 1
 
 
 def test_comment_always_and_never(runner, gh):
@@ -237,7 +310,8 @@ def test_not_a_database_is_a_usage_error(runner, gh):
     ({"max-increase-usd": "-1"}, ("max-increase-usd", "non-negative")),
     ({"max-increase-usd": "inf"}, ("max-increase-usd", "finite")),
     ({"fail-on-regression": "maybe"}, ("fail-on-regression", "boolean")),
-    ({"comment": "sometimes"}, ("comment", "on-change, always, never")),
+    ({"comment": "sometimes"}, ("comment", "update, new, on-change, off")),
+    ({"usage": "mock"}, ("usage", "request, response")),
     ({"baseline": "latest"}, ("baseline", "auto, artifact, path, none")),
     ({"baseline": "path"}, ("baseline", "baseline-db")),
     ({"baseline-db": "nowhere.db"}, ("baseline-db", "nowhere.db", "no such database file")),

@@ -90,8 +90,8 @@ def test_no_artifact_is_a_notice_and_a_pass(runner, gh):
     assert "No baseline" in notice and "tokenspy-usage" in notice and "main" in notice
     assert "No baseline: no artifact named" in result.summary
     assert "no baseline" in result.summary.lower()
-    assert out["comment-status"] == "skipped"  # on-change: nothing to compare, nothing to say
-    assert not gh.writes
+    assert out["comment-status"] == "created"  # update: the report of this run, saying there is no baseline
+    assert [w.method for w in gh.writes] == ["POST"]
 
 
 def test_only_unusable_artifacts_say_why(runner, gh, tmp_path):
@@ -147,7 +147,9 @@ def test_push_to_default_saves_the_db_and_the_next_pr_uses_it(runner, gh):
     assert push.action_outputs["verdict"] == "pass"
     assert push.action_outputs["baseline-source"] == "none"
     assert push.action_outputs["comment-status"] == "skipped"
-    assert not gh.log  # a push needs no API call: the upload is upload-artifact's job
+    # a push only reads (the previous artifact, whose history it extends): the upload is upload-artifact's job
+    assert not gh.writes and all(r.path.endswith("/actions/artifacts") or r.path == "/repos/acme/shop"
+                                 for r in gh.log)
     assert push.upload is not None, "the upload step's if: must hold on a push to the default branch"
     assert push.upload["name"] == "tokenspy-usage"
     saved = Path(push.upload["path"])
@@ -264,3 +266,32 @@ def test_shallow_workspace_needs_no_history(runner, gh, tmp_path):
     assert history.returncode == 2
     [line] = history.error_lines
     assert "HEAD~2" in line and "fetch-depth: 0" in line
+
+
+def test_history_trend_and_html_report_across_pushes_and_a_pr(runner, gh):
+    # Three pushes to main, each extending the previous artifact's DB; then a PR shows the trend
+    # of those commits plus itself, and links the HTML report written for the upload step.
+    shas = ["a" * 40, "b" * 40, BASE_SHA]
+    for i, sha in enumerate(shas):
+        db = runner.workspace / ".tokenspy/usage.db"
+        db.unlink(missing_ok=True)
+        make_db(db, commit=sha, scale=1.0 + i * 0.1, run_id=f"push-{i}")
+        runner.push(sha)
+        push = runner.run()
+        assert push.returncode == 0, push.stdout
+        assert push.upload is not None
+        runner.upload_artifact(push.upload, sha)
+    assert "history of up to 200 commits" in push.summary
+    assert "**Trend**" in push.summary and "(3 points)" in push.summary
+    (runner.workspace / ".tokenspy/usage.db").unlink()
+    make_db(runner.workspace / ".tokenspy/usage.db", scale=2.0)
+    runner.pull_request()
+    pr = runner.run({"fail-on-regression": "false"})
+    assert pr.returncode == 0, pr.stdout
+    assert pr.action_outputs["baseline-source"] == "artifact"
+    body = gh.comments(PR_NUMBER)[0]["body"]
+    assert "(4 points)" in body and '"PR #7"]' in body and "xychart-beta" in body
+    html = Path(pr.action_outputs["html-report-path"])
+    assert html.is_file() and "By test" in html.read_text(encoding="utf-8")
+    assert "[tokenspy-report](https://github.com/acme/shop/actions/runs/" in pr.summary or \
+        f"[tokenspy-report]({gh.host}/acme/shop/actions/runs/" in pr.summary

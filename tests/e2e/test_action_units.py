@@ -49,14 +49,23 @@ def test_in_process_shallow_checkout_makes_no_subprocess_call(workspace, runner,
 
 def test_settings_defaults_and_token_kept_out_of_repr():
     s = Settings.from_environ({"TOKENSPY_GITHUB_TOKEN": "ghs_secret", "GITHUB_API_URL": "https://ghe.example/api/v3/"})
-    assert s.current_db == ".tokenspy/usage.db" and s.baseline == "auto" and s.comment == "on-change"
+    assert s.current_db == ".tokenspy/usage.db" and s.baseline == "auto" and s.comment == "update"
     assert s.fail_on_regression is True and s.artifact_name == "tokenspy-usage"
     assert s.api_url == "https://ghe.example/api/v3"
     assert "ghs_secret" not in repr(s)
     assert s.scrub("Authorization: token ghs_secret") == "Authorization: token ***"
     s = Settings.from_environ({"TOKENSPY_MAX_INCREASE_PCT": "12.5%", "TOKENSPY_MAX_INCREASE_USD": "$0.25",
                                "TOKENSPY_FAIL_ON_REGRESSION": "False", "TOKENSPY_COMMENT": "ALWAYS"})
-    assert (s.max_increase_pct, s.max_increase_usd, s.fail_on_regression, s.comment) == (12.5, 0.25, False, "always")
+    assert (s.max_increase_pct, s.max_increase_usd, s.fail_on_regression, s.comment) == (12.5, 0.25, False, "update")
+    # the earlier names of two modes are still understood; the tag defaults to the job's name
+    assert Settings.from_environ({"TOKENSPY_COMMENT": "never"}).comment == "off"
+    assert Settings.from_environ({"GITHUB_JOB": "cost"}).comment_tag == "cost"
+    tagged = Settings.from_environ({"GITHUB_JOB": "cost", "TOKENSPY_COMMENT_TAG": "matrix-3.12"})
+    assert tagged.comment_tag == "matrix-3.12"
+    with pytest.raises(UsageError, match="input usage: 'tokens' is not one of request, response"):
+        Settings.from_environ({"TOKENSPY_USAGE": "tokens"})
+    with pytest.raises(UsageError, match="input comment: 'sometimes' is not one of update, new, on-change, off"):
+        Settings.from_environ({"TOKENSPY_COMMENT": "sometimes"})
     with pytest.raises(UsageError, match="max-increase-pct"):
         Settings.from_environ({"TOKENSPY_MAX_INCREASE_PCT": "nan"})
     with pytest.raises(UsageError, match="exclusive"):

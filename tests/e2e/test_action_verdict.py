@@ -23,7 +23,7 @@ def test_warn_and_fail_level_inputs(runner, gh):
     assert warned.outputs["verdict"] == "pass" and warned.outputs["regressions"] == "0"
     assert warned.outputs["warnings"] == "1"
     assert any(line.startswith("::warning ") and "app.summarize" in line for line in warned.stdout.splitlines())
-    assert "1 cost increase over the warn threshold" in warned.summary
+    assert "⚠️ 1 over the warn level" in warned.summary
     # the same run at fail 10 (older input name): a regression, and the step fails
     failed = runner.run({"baseline-db": "baseline.db", "warn-pct": "5", "max-increase-pct": "10",
                          "comment": "never"})
@@ -52,7 +52,7 @@ def test_a_suite_without_llm_calls_passes_and_shows_the_cost_that_went_away(runn
     assert result.outputs["current-total-usd"] == "0.000000"
     assert float(result.outputs["delta-usd"]) < 0
     assert "no LLM calls in this run" in result.summary
-    assert "➖ removed" in result.summary and "app.summarize" in result.summary
+    assert "➖ 2 removed" in result.summary and "app.summarize" in result.summary
 
 
 def test_a_suite_without_llm_calls_and_no_baseline_reports_no_llm_calls(runner, gh):

@@ -30,7 +30,8 @@ def test_composite_with_name_description_branding():
     assert action["inputs"]["fail-on-regression"]["default"] == "true"
     assert action["inputs"]["github-token"]["default"] == "${{ github.token }}"
     assert action["inputs"]["baseline"]["default"] == "auto"
-    assert action["inputs"]["comment"]["default"] == "on-change"
+    assert action["inputs"]["comment"]["default"] == "update"
+    assert action["inputs"]["accept-label"]["default"] == "tokenspy:accept"
 
 
 def test_every_input_is_used_and_passed_explicitly():
@@ -48,14 +49,15 @@ def test_every_input_is_used_and_passed_explicitly():
 def test_outputs_mirror_the_step_and_python_sets_every_one(runner, gh):
     action = load_action()
     for name, spec in action["outputs"].items():
-        assert spec["value"] == f"${{{{ steps.tokenspy.outputs.{name} }}}}", name
+        step = "install" if name == "version" else "tokenspy"  # the version is the install step's
+        assert spec["value"] == f"${{{{ steps.{step}.outputs.{name} }}}}", name
         assert spec.get("description")
     runner.pull_request()
     make_db(runner.workspace / ".tokenspy/usage.db", scale=2.0)
     make_db(runner.workspace / "b.db", commit="1" * 40)
     result = runner.run({"baseline-db": "b.db"})
     assert result.returncode == 1
-    missing = set(action["outputs"]) - set(result.outputs)
+    missing = set(action["outputs"]) - set(result.outputs) - {"version"}
     assert not missing, f"outputs never set by the Python entry: {missing}"
     for name in ("current-total-usd", "baseline-total-usd", "delta-usd", "delta-pct", "regressions", "verdict",
                  "report-path", "baseline-source", "comment-status", "comment-url"):
@@ -82,17 +84,20 @@ def _stub_python(tmp_path: Path, pip_rc: int = 0) -> tuple[Path, Path]:
     for name in ("python3", "setup-python3"):
         (bindir / name).write_text(f"""#!/usr/bin/env bash
 echo "{name} $*" >> {log}
+if [[ "$1" == "-c" ]]; then echo 3.12.1; fi
 if [[ "$1 $2" == "-m venv" ]]; then
-  mkdir -p "$3/bin"
-  printf '#!/usr/bin/env bash\\necho "venv-python $*" >> {log}\\nexit {pip_rc}\\n' > "$3/bin/python"
-  chmod +x "$3/bin/python"
+  mkdir -p "$4/bin"
+  printf '#!/usr/bin/env bash\\necho "venv-python $*" >> {log}\\n' > "$4/bin/python"
+  printf 'if [[ "$1" == "-c" ]]; then echo 9.9.9; fi\\nexit {pip_rc}\\n' >> "$4/bin/python"
+  chmod +x "$4/bin/python"
 fi
 """)
         (bindir / name).chmod(0o755)
     return bindir, log
 
 
-def _run_install(runner, tmp_path: Path, pip_rc: int = 0, python_version: str = ""):
+def _run_install(runner, tmp_path: Path, pip_rc: int = 0, python_version: str = "", cache_hit: str = ""):
+    """The python step, then the install step (actions/cache's cache-hit as given)."""
     bindir, log = _stub_python(tmp_path, pip_rc)
     run_dir = tmp_path / "install-run"
     run_dir.mkdir()
@@ -100,6 +105,12 @@ def _run_install(runner, tmp_path: Path, pip_rc: int = 0, python_version: str = 
     env["PATH"] = f"{bindir}:/usr/bin:/bin"
     setup = {"python-path": str(bindir / "setup-python3")} if python_version else {}
     ctx = runner.context({"python-version": python_version}, {"setup-python": setup})
+    proc = runner.run_step("python", ctx, env, run_dir)
+    assert proc.returncode == 0, proc.stderr
+    py = parse_env_file((run_dir / "output.txt").read_text())
+    (run_dir / "output.txt").write_text("")
+    ctx = runner.context({"python-version": python_version},
+                         {"setup-python": setup, "python": py, "cache": {"cache-hit": cache_hit}})
     proc = runner.run_step("install", ctx, env, run_dir)
     return proc, log.read_text() if log.exists() else "", parse_env_file((run_dir / "output.txt").read_text())
 
@@ -108,9 +119,9 @@ def test_install_step_installs_the_actions_own_checkout_into_a_venv(runner, tmp_
     proc, calls, outputs = _run_install(runner, tmp_path)
     assert proc.returncode == 0, proc.stderr
     venv = runner.temp / "tokenspy-action-venv"
-    assert f"python3 -m venv {venv}" in calls
+    assert f"python3 -m venv --clear {venv}" in calls
     assert f"venv-python -m pip install --quiet --disable-pip-version-check {ROOT}" in calls
-    assert outputs == {"python": f"{venv}/bin/python"}
+    assert outputs == {"python": f"{venv}/bin/python", "version": "9.9.9"}
     assert "pypi" not in calls.lower() and "tokenspy==" not in calls  # from its own path, not a registry
 
 
@@ -120,7 +131,7 @@ def test_install_step_uses_setup_pythons_interpreter(runner, tmp_path):
     assert step["with"] == {"python-version": "${{ inputs.python-version }}", "update-environment": False}
     proc, calls, _ = _run_install(runner, tmp_path, python_version="3.12")
     assert proc.returncode == 0, proc.stderr
-    assert calls.startswith("setup-python3 -m venv")
+    assert "setup-python3 -m venv" in calls and "\npython3 " not in "\n" + calls
 
 
 def test_install_step_fails_when_pip_fails(runner, tmp_path):
@@ -170,3 +181,44 @@ def test_workflows_use_the_action_with_matching_permissions():
     assert any("--tokenspy" in s.get("run", "") and "examples/cost-suite" in s.get("run", "") for s in steps)
     ci = yaml.safe_load((ROOT / ".github/workflows/ci.yml").read_text())
     assert ci["jobs"]["test"]["strategy"]["matrix"]["python-version"] == ["3.10", "3.11", "3.12", "3.13"]
+
+
+def test_cached_venv_refreshes_only_tokenspy(runner, tmp_path):
+    # actions/cache restored the venv (keyed on the action's ref and the Python version): the
+    # dependencies are there, tokenspy itself is reinstalled from the checkout without them.
+    step = runner.step("cache")
+    assert step["uses"] == "actions/cache@v4"
+    assert "github.action_ref" in step["with"]["key"] and "steps.python.outputs.version" in step["with"]["key"]
+    venv = runner.temp / "tokenspy-action-venv"
+    (venv / "bin").mkdir(parents=True)
+    log = tmp_path / "cached.log"
+    (venv / "bin" / "python").write_text(f'#!/usr/bin/env bash\necho "cached $*" >> {log}\n'
+                                         'if [[ "$1" == "-c" ]]; then echo 9.9.9; fi\n')
+    (venv / "bin" / "python").chmod(0o755)
+    proc, calls, outputs = _run_install(runner, tmp_path, cache_hit="true")
+    assert proc.returncode == 0, proc.stderr
+    cached = log.read_text()
+    assert ("cached -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall "
+            f"{ROOT}") in cached
+    assert "python3 -m venv" not in calls
+    assert outputs["version"] == "9.9.9"
+
+
+def test_readme_workflow_works_as_written():
+    # The README's YAML: no tokenspy from PyPI (no such release of ours), the action's own ref
+    # instead; the labeled/unlabeled trigger the accept label needs; only real inputs.
+    import yaml
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("## Use in your workflow", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    wf = yaml.safe_load(block)
+    assert {"labeled", "unlabeled"} <= set(wf[True]["pull_request"]["types"])  # YAML 1.1: on -> True
+    steps = wf["jobs"]["cost"]["steps"]
+    installs = [s["run"] for s in steps if "pip install" in s.get("run", "")]
+    assert installs and all(re.search(r"\btokenspy @ git\+https://github\.com/OWNER/tokenspy@v0", r) for r in installs)
+    assert not any(re.search(r"(?<![@/\w-])tokenspy(==|\s|$)", r.replace('"tokenspy @', '')) for r in installs)
+    [gate] = [s for s in steps if str(s.get("uses", "")).startswith("OWNER/tokenspy@")]
+    assert gate["uses"] == "OWNER/tokenspy@v0"
+    assert set(gate.get("with") or {}) <= set(load_action()["inputs"])
+    for name in re.findall(r"#\s*([a-z-]+):", block.split("with:", 1)[1]):
+        assert name in load_action()["inputs"], name

@@ -22,12 +22,18 @@ def test_demo_runs_the_whole_chain_offline(tmp_path):
     assert not [line for line in out.splitlines() if line.startswith("::")]
     assert "error app.py:" in out and "summarize" in out
     assert "verdict: fail" in out
+    # the headline, the chart and the HTML report, as the PR would show them
+    assert "headline: This PR raises LLM cost by +$" in out
+    assert "```mermaid\nxychart-beta" in out and re.search(r"^trend   : [▁-█]{2} \$", out, re.M)
+    html = tmp_path / "d" / "tokenspy-report.html"
+    assert f"HTML report (side by side, flame graphs): {html}" in out
+    assert "By test" in html.read_text(encoding="utf-8")
     # what a runner would get: the annotation lands on the function whose prompt changed
     commands = (tmp_path / "d" / "workflow-commands.txt").read_text()
     assert "::error file=app.py,line=" in commands and "summarize" in commands
     summary = tmp_path / "d" / "step-summary.md"
     outputs = tmp_path / "d" / "step-outputs.txt"
-    assert summary.read_text().startswith("<!-- tokenspy -->")
+    assert summary.read_text().startswith("<!-- tokenspy -->\n### ❌ This PR raises LLM cost")
     assert re.search(r"^verdict<<(\S+)\nfail\n\1$", outputs.read_text(), re.M)
     assert (tmp_path / "d" / "llm-app" / ".tokenspy" / "usage.db").is_file()
     assert not (tmp_path / "home" / ".tokenspy").exists()

@@ -138,7 +138,7 @@ def test_no_baseline(dbs, monkeypatch):
     d = annotate_cost_diff(cur, output=out, fail_on_regression=True, pyproject=False)
     assert d.verdict == "pass" and not d.has_baseline and not d.regressions
     assert "no baseline" in out.getvalue()
-    assert "(no baseline)" in render_markdown(d)
+    assert "(no baseline to compare with)" in render_markdown(d)
 
 
 def test_noise_mode_from_run_ids(tmp_path, monkeypatch):

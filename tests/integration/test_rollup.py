@@ -94,8 +94,9 @@ def raw_by_commit(db: Path, upto: int | None = None) -> list[tuple]:
     sums = ", ".join(f"COALESCE({e}, 0)" for e in rollup.sum_exprs())
     with closing(store.open_readonly(db)) as conn:
         return sorted(conn.execute(
-            f"SELECT git_commit, function_name, test_id, model, provider, run_id, {rollup.BUCKET}, COUNT(*), "
-            f"{sums}, MIN(source_file), MIN(source_line) FROM llm_calls WHERE id <= ? GROUP BY 1, 2, 3, 4, 5, 6, 7",
+            f"SELECT git_commit, function_name, test_id, model, provider, run_id, usage_source, {rollup.BUCKET}, "
+            f"COUNT(*), {sums}, MIN(source_file), MIN(source_line) FROM llm_calls WHERE id <= ? "
+            "GROUP BY 1, 2, 3, 4, 5, 6, 7, 8",
             (upto if upto is not None else 2**62,)).fetchall(), key=repr)
 
 
@@ -256,7 +257,7 @@ def test_keys_keep_apart_what_group_by_keeps_apart(tmp_path):
     store.write_records(db, [rec(n, test=n, run=n, commit=n) for n in names])
     store.write_records(db, [rec(n, test=n, run=n, commit=n) for n in names])
     assert len(rolled(db)) == len(names)
-    assert all(row[7] == 2 for row in rolled(db))
+    assert all(row[8] == 2 for row in rolled(db))  # calls, after the 8 key columns
     check_rollup(db)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tokenspy.ci.diff import build_side, compute
-from tokenspy.ci.markdown import code_span, md, render_markdown
+from tokenspy.ci.markdown import COMMENT_MAX_CHARS, Extras, code_span, md, name_cell, render_markdown
 from tokenspy.ci.query import Group
 from tokenspy.ci.rates import Rates
 from tokenspy.ci.thresholds import Override, Thresholds
+from tokenspy.ci.traffic import Traffic
+from tokenspy.ci.trend import Point, Trend
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 RATES = Rates(2.5e-6, 1.25e-6, 2.5e-6, 10e-6, 10e-6, 0.0)
@@ -121,16 +124,122 @@ def assert_tables_intact(text: str) -> None:
             assert line.count("|") == header_cells, line
 
 
-@pytest.mark.parametrize(("name", "scenario"), [
-    ("ci_report_regressions.md", scenario_regressions),
-    ("ci_report_no_baseline.md", scenario_no_baseline),
-    ("ci_report_noise.md", scenario_noise),
-])
-def test_golden_reports(name, scenario):
-    text = render_markdown(scenario())
-    assert text.startswith("<!-- tokenspy -->\n")
+TH = Thresholds(max_increase_pct=10.0, fail_on_regression=True)
+PR = Extras("This PR")
+TRAFFIC = Traffic((("app.summarize", 30_000.0), ("app.*", 1_000.0)), "pyproject.toml")
+
+
+def _two(base_groups, cur_groups, th=TH):
+    return compute(build_side(priced(*cur_groups), "current.db"), build_side(priced(*base_groups), "baseline.db"),
+                   th, "genai-prices 0.2.3", reproduce="tokenspy diff current.db baseline.db")
+
+
+BASE = (g("app.summarize", 10_000, 500, test="tests/test_app.py::test_summary"),
+        g("app.classify", 4_000, 100, model="gpt-4o-mini", test="tests/test_app.py::test_classify"))
+
+
+def scenario_no_change():
+    return _two(BASE, BASE)
+
+
+def scenario_one_regression():
+    # one prompt change: one function, its test, its model and the total move; one regression
+    return _two(BASE, (g("app.summarize", 18_000, 500, test="tests/test_app.py::test_summary"), BASE[1]))
+
+
+def scenario_warn_only():
+    th = Thresholds(warn_pct=5.0, max_increase_pct=50.0, fail_on_regression=True)
+    return _two(BASE, (g("app.summarize", 11_500, 500, test="tests/test_app.py::test_summary"), BASE[1]), th)
+
+
+def scenario_new_and_removed():
+    th = Thresholds(max_increase_pct=10.0, max_increase_usd=1.0, fail_on_regression=True)
+    return _two((*BASE, g("app.legacy", 2_000, 50, test="tests/test_old.py::test_legacy")),
+                (*BASE, g("app.rerank", 3_000, 20, model="gpt-4o-mini", test="tests/test_app.py::test_rerank",
+                          calls=3)), th)
+
+
+def scenario_accepted():
+    return replace(scenario_one_regression(), verdict="pass", accepted_by="tokenspy:accept")
+
+
+def scenario_many_rows():
+    base = [g(f"app.pipeline.stage_{i:05d}." + "deeply_nested_helper_name" * 2, 1000,
+              test=f"tests/test_pipeline_{i:05d}.py::test_stage") for i in range(3000)]
+    cur = [x._replace(input_tokens=1000 + (i % 3) * 150) for i, x in enumerate(base)]
+    return _two(base, cur)
+
+
+TREND = Trend((*tuple(Point(f"{i:07x}", 0.03 + 0.0005 * (i % 4)) for i in range(30)), Point("PR #7", 0.0485)))
+
+GOLDEN_CASES = {
+    "ci_report_no_baseline.md": (scenario_no_baseline, PR),
+    "ci_report_no_change.md": (scenario_no_change, PR),
+    "ci_report_one_regression.md": (scenario_one_regression, replace(PR, trend=TREND)),
+    "ci_report_one_regression_traffic.md": (scenario_one_regression, replace(PR, trend=TREND, traffic=TRAFFIC)),
+    "ci_report_no_baseline_traffic.md": (scenario_no_baseline, replace(PR, traffic=TRAFFIC)),
+    "ci_report_warn_only.md": (scenario_warn_only, PR),
+    "ci_report_new_removed.md": (scenario_new_and_removed, PR),
+    "ci_report_accepted.md": (scenario_accepted, PR),
+    "ci_report_regressions.md": (scenario_regressions, Extras()),
+    "ci_report_noise.md": (scenario_noise, Extras()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_CASES))
+def test_golden_reports(name):
+    scenario, extras = GOLDEN_CASES[name]
+    text = render_markdown(scenario(), extras=extras)
+    assert text.startswith("<!-- tokenspy -->\n### ")
     assert_tables_intact(text)
+    assert_narrow(text)
     check_golden(name, text)
+
+
+def assert_narrow(text: str) -> None:
+    """At most 6 columns in any table; no column zero on both sides in every row."""
+    for block in tables(text):
+        assert block[1].count("|") - 1 <= 6, block[0]
+
+
+def test_headline_first_then_counts():
+    lines = render_markdown(scenario_one_regression(), extras=PR).split("\n")
+    assert lines[1] == "### ❌ This PR raises LLM cost by +\\$0.0200 per test run (+65.2%)"
+    assert lines[3] == "❌ 1 function over the limit · ✅ 1 function unchanged"
+    traffic = render_markdown(scenario_one_regression(), extras=replace(PR, traffic=TRAFFIC)).split("\n")
+    # the per-call change of app.summarize ($0.0300 -> $0.0500) times 30,000 calls a month
+    assert traffic[1].endswith("— +\\$600.00/month at configured traffic")
+
+
+def test_no_traffic_no_projection():
+    for scenario in (scenario_one_regression, scenario_no_baseline, scenario_new_and_removed):
+        text = render_markdown(scenario(), extras=PR)
+        assert "month" not in text
+
+
+def test_token_breakdowns_only_when_non_zero():
+    text = render_markdown(scenario_one_regression(), extras=PR)
+    assert "in 10,000 → 18,000 · out 500" in text
+    assert "cached" not in text and "reasoning" not in text and "cache write" not in text
+    assert "cached 1,000 → 500" in render_markdown(scenario_regressions())
+
+
+def test_long_names_shortened_in_the_middle_full_name_in_the_detail():
+    key = "app.pipeline.stage_00001." + "x" * 80 + ".end"
+    cell = name_cell(key, "🔺")
+    assert cell.startswith("<details><summary>🔺 app.pipeline.stage\\_000") and "…" in cell
+    assert cell.endswith(f"{md(key)}</details>") and "|" not in cell
+    assert name_cell("app.short") == "app.short"
+
+
+def test_golden_many_rows_truncated_within_comment_limit():
+    text = render_markdown(scenario_many_rows(), max_chars=COMMENT_MAX_CHARS, extras=PR)
+    assert len(text) <= COMMENT_MAX_CHARS < 65_536
+    assert "Some rows were left out" in text and "more rows not shown" in text
+    assert text.index("### ") < text.index("**Over a level**") < text.index("<details>")
+    assert_tables_intact(text)
+    assert_narrow(text)
+    check_golden("ci_report_many_rows.md", text)
 
 
 def test_golden_truncated():
@@ -160,7 +269,7 @@ def test_caps_cut_whole_rows_only(cap):
 
 def test_unchanged_rows_collapsed_and_changed_first():
     text = render_markdown(scenario_regressions())
-    by_fn = text.split("### By function")[1].split("### By test")[0]
+    by_fn = text.split("#### By function")[1].split("#### By test")[0]
     changed, _, unchanged = by_fn.partition("<details>")
     assert "app.classify" not in changed and "app.classify" in unchanged
     assert changed.index("app.summarize") < changed.index("app.legacy")

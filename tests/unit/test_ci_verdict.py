@@ -50,7 +50,8 @@ def test_one_prompt_change_is_one_regression():
     # the function, its test, its model and the total all went up by the same change
     assert [(r.kind, r.key) for r in d.regressions] == [("function", "app.summarize")]
     assert render_text(d).startswith("tokenspy: 1 cost regression, verdict fail")
-    assert "## ❌ tokenspy: 1 cost regression, verdict fail" in render_markdown(d)
+    text = render_markdown(d)
+    assert "### ❌ This change raises LLM cost by" in text and "\n❌ 1 function over the limit · " in text
     context = {(r.kind, r.key): r.level for r in (d.total, *d.tests, *d.models)}
     assert context[("total", "total")] == "fail" and context[("test", "tests/t.py::test_a")] == "fail"
     assert not any(r.regression for r in (d.total, *d.tests, *d.models))
@@ -94,4 +95,4 @@ def test_without_fail_on_regression_increases_are_not_called_regressions():
     head = render_text(d).splitlines()[0]
     assert head.startswith("tokenspy: 1 cost increase over the warn threshold (not failing) — ")
     assert "regression" not in head and d.verdict == "pass"
-    assert "## ⚠️ tokenspy: 1 cost increase over the warn threshold (not failing)" in render_markdown(d)
+    assert "\n❌ 1 function over the limit (not failing)" in render_markdown(d)

@@ -226,7 +226,8 @@ def _diff(s: Settings, base: Baseline, current_db: str) -> Any:
 
     kw: dict[str, Any] = {"max_increase_pct": s.max_increase_pct, "max_increase_usd": s.max_increase_usd,
                           "warn_pct": s.warn_pct, "warn_usd": s.warn_usd,
-                          "fail_on_regression": s.fail_on_regression, "github": False, "format": None}
+                          "fail_on_regression": s.fail_on_regression, "github": False, "format": None,
+                          "usage": s.usage, "pyproject": _pyproject(s)}
     if base.source == "commit":
         assert base.base_commit and base.head_commit
         d = compare_commits(current_db, base.base_commit, base.head_commit, repo=s.workspace or os.getcwd(), **kw)
@@ -240,18 +241,105 @@ def _diff(s: Settings, base: Baseline, current_db: str) -> Any:
     return d
 
 
+def _pyproject(s: Settings) -> str | None:
+    """The workspace's pyproject.toml (thresholds, traffic): the repository the tests ran in."""
+    from tokenspy import pyproject
+
+    found = pyproject.find(s.workspace or os.getcwd())
+    return str(found) if found is not None else None
+
+
+def _accept(s: Settings, ev: event_mod.Event, d: Any) -> Any:
+    """A failing verdict on a PR that carries the accept label passes, and says so."""
+    if d.verdict != "fail" or not s.accept_label or s.accept_label not in ev.labels:
+        return d
+    return replace(d, verdict="pass", accepted_by=s.accept_label)
+
+
+def _subject(ev: event_mod.Event) -> str:
+    if ev.is_pull_request:
+        return "This PR"
+    return "This push" if ev.name == "push" else "This run"
+
+
+def _previous_history(s: Settings, ev: event_mod.Event, client: _Client, out: TextIO) -> str | None:
+    """On a push to the default branch: the DB of the branch's latest artifact (its history)."""
+    from tokenspy.ci import artifacts
+
+    if not (s.artifact_name and s.repository and s.github_token and ev.branch):
+        return None
+    try:
+        run_id = int(s.run_id) if s.run_id and s.run_id.isdigit() else None
+        lookup = artifacts.find_baseline(client.repo(), s.artifact_name, ev.branch, exclude_run_id=run_id)
+        if lookup.artifact is None:
+            return None
+        dest = s.temp_dir() / "tokenspy-history" / str(lookup.artifact.id)
+        return str(artifacts.download_db(lookup.artifact, token=s.github_token, api_url=s.api_url, dest_dir=dest))
+    except Exception as exc:
+        out.write(_cmd("notice", f"The previous history artifact could not be read ({_api_error(exc)}): "
+                                 "the history starts over with this run.", s) + "\n")
+        return None
+
+
+def _trend(s: Settings, ev: event_mod.Event, base: Baseline, current_db: str, history_db: str | None,
+           d: Any, out: TextIO) -> Any:
+    """Cost per default-branch commit (the history DB), plus this PR or run."""
+    from tokenspy.ci import trend
+
+    source = history_db or (base.path if base.source in ("artifact", "path") else None)
+    if base.source == "commit":
+        source = current_db
+    if source is None:
+        return None
+    try:
+        t = trend.history(source, usage=s.usage)
+    except Exception as exc:  # a trend is context: never worth failing the gate
+        out.write(_cmd("notice", f"No trend: {type(exc).__name__}: {exc}", s) + "\n")
+        return None
+    if history_db is None and base.source != "commit" and d.current is not None:
+        label = f"PR #{ev.pr_number}" if ev.is_pull_request else "this run"
+        t = t.with_point(trend.Point(label, d.current.cost_usd))
+    return t
+
+
+def _html_report(s: Settings, d: Any, base: Baseline, current_db: str, headline: str, out: TextIO) -> str | None:
+    """Write the HTML diff report for the upload step; its path, or None."""
+    if not s.report_artifact_name:
+        return None
+    from tokenspy.ci import trend
+    from tokenspy.reporting.data import ReportData
+    from tokenspy.reporting.diff_html import render_diff_html
+
+    try:
+        head = ReportData.from_db(current_db, d.current.commit)
+        base_data = None
+        if base.source == "commit" and d.baseline is not None:
+            base_data = ReportData.from_db(current_db, d.baseline.commit)
+        elif base.path and d.baseline is not None:
+            shas = trend.commits(base.path)  # a history DB: the flame graph of its newest commit
+            base_data = ReportData.from_db(base.path, shas[-1] if len(shas) > 1 else None)
+        page = render_diff_html(d, headline=headline, base_data=base_data, head_data=head)
+        path = s.temp_dir() / "tokenspy-report" / "tokenspy-report.html"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(page, encoding="utf-8")
+        return str(path)
+    except Exception as exc:
+        out.write(_cmd("warning", f"The HTML report was not written: {type(exc).__name__}: {exc}", s) + "\n")
+        return None
+
+
 def _summary(s: Settings, lines: list[str]) -> None:
     if s.step_summary and lines:
         with open(s.step_summary, "a", encoding="utf-8", newline="\n") as fh:
             fh.write("\n" + "\n".join(s.scrub(x) for x in lines) + "\n")
 
 
-def _comment(s: Settings, ev: event_mod.Event, client: _Client, d: Any, out: TextIO) -> Any:
+def _comment(s: Settings, ev: event_mod.Event, client: _Client, d: Any, out: TextIO, extras: Any = None) -> Any:
     from tokenspy.ci import comment
     from tokenspy.ci.markdown import COMMENT_MAX_CHARS, md, render_markdown
 
-    if s.comment == "never":
-        return comment.CommentResult("disabled", "comment: never")
+    if s.comment == "off":
+        return comment.CommentResult("disabled", "comment: off")
     if not ev.is_pull_request or ev.pr_number is None:
         return comment.CommentResult("skipped", "not a pull request")
     if not s.github_token or not s.repository:
@@ -259,8 +347,9 @@ def _comment(s: Settings, ev: event_mod.Event, client: _Client, d: Any, out: Tex
         result = comment.CommentResult("skipped", reason)
     else:
         try:
-            result = comment.upsert(client.repo(), ev.pr_number, render_markdown(d, max_chars=COMMENT_MAX_CHARS),
-                                    mode=s.comment, has_changes=comment.changed(d))
+            body = render_markdown(d, max_chars=COMMENT_MAX_CHARS, extras=extras, tag=s.comment_tag)
+            result = comment.upsert(client.repo(), ev.pr_number, body, mode=s.comment,
+                                    has_changes=comment.changed(d), tag=s.comment_tag)
         except UsageError:
             raise
         except Exception as exc:  # network, bad token, …: the comment is not worth failing the gate
@@ -284,6 +373,8 @@ def _comment(s: Settings, ev: event_mod.Event, client: _Client, d: Any, out: Tex
     elif result.status in ("created", "updated", "unchanged"):
         verb = {"created": "posted", "updated": "updated", "unchanged": "already current (not edited)"}
         lines.append(f"💬 PR comment {verb[result.status]}" + (f": {result.url}" if result.url else "."))
+    elif result.status == "deleted":
+        lines.append("💬 PR comment removed: the cost is unchanged again (comment: on-change).")
     elif result.status == "skipped":
         lines.append(f"💬 PR comment not posted: {md(result.reason)}.")
     _summary(s, lines)
@@ -292,7 +383,6 @@ def _comment(s: Settings, ev: event_mod.Event, client: _Client, d: Any, out: Tex
 
 def run(s: Settings, ev: event_mod.Event, out: TextIO | None = None) -> Outcome:
     from tokenspy import store
-    from tokenspy.ci import artifacts
     from tokenspy.ci.api import emit
     from tokenspy.ci.github import write_outputs
 
@@ -310,22 +400,46 @@ def run(s: Settings, ev: event_mod.Event, out: TextIO | None = None) -> Outcome:
         d = _diff(s, base, current_db)
     except (store.DBError, ValueError) as exc:  # RevisionError and bad pyproject thresholds are ValueErrors
         raise UsageError(str(exc)) from None
-    out.flush()
-    emit(d, format="text", github_on=s.github_actions, output=out)
+    d = _accept(s, ev, d)
+    try:
+        from tokenspy.ci import traffic
 
+        table = traffic.read(_pyproject(s))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     outcome = Outcome(d.verdict, d, base)
+    history_db = None
     if ev.is_push_to_default and s.artifact_name:
-        snap = artifacts.snapshot_db(s.path(current_db), s.temp_dir() / "tokenspy-artifact" / ARTIFACT_FILE)
-        outcome.artifact_path = str(snap)
-        _summary(s, [f"📦 This run's DB is saved as the artifact `{s.artifact_name}`: the baseline of "
-                     f"pull requests into `{ev.branch}`."])
-    outcome.comment = _comment(s, ev, client, d, out)
+        from tokenspy.ci import history
+
+        previous = _previous_history(s, ev, client, out)
+        history_db = str(history.append(previous, s.path(current_db),
+                                        s.temp_dir() / "tokenspy-artifact" / ARTIFACT_FILE))
+        outcome.artifact_path = history_db
+    from tokenspy.ci.markdown import Extras, headline
+
+    extras = Extras(subject=_subject(ev), traffic=table)
+    extras = replace(extras, trend=_trend(s, ev, base, str(s.path(current_db)), history_db, d, out))
+    html_path = _html_report(s, d, base, str(s.path(current_db)), headline(d, extras), out)
+    if html_path and s.repository and s.run_id:
+        extras = replace(extras, html_report=s.report_artifact_name,
+                         html_url=f"{s.server_url}/{s.repository}/actions/runs/{s.run_id}#artifacts")
+    out.flush()
+    emit(d, format="text", github_on=s.github_actions, output=out, extras=extras, tag=s.comment_tag)
+    if history_db is not None:
+        _summary(s, [f"📦 This run's DB, with the history of up to {history.KEEP} commits, is saved as the "
+                     f"artifact `{s.artifact_name}`: the baseline of pull requests into `{ev.branch}`."])
+    outcome.comment = _comment(s, ev, client, d, out, extras)
     if s.github_actions and s.output:
+        from tokenspy.version import __version__
+
         write_outputs([
             ("baseline-source", base.source),
             ("comment-status", outcome.comment.status),
             ("comment-url", outcome.comment.url),
             ("artifact-path", outcome.artifact_path or ""),
+            ("html-report-path", html_path or ""),
+            ("version", __version__),
         ], s.output)
     out.flush()
     return outcome

@@ -11,7 +11,7 @@ from tokenspy import store
 from tokenspy.ci import github
 from tokenspy.ci.diff import compute
 from tokenspy.ci.load import load_sides
-from tokenspy.ci.markdown import render_markdown
+from tokenspy.ci.markdown import Extras, render_markdown
 from tokenspy.ci.model import CostDiff
 from tokenspy.ci.query import Source, has_commit
 from tokenspy.ci.text import render_text
@@ -54,8 +54,26 @@ def _flags(max_increase_pct: float | None, max_increase_usd: float | None, noise
     return out
 
 
+def cli_extras(pyproject: str | os.PathLike[str] | bool | None) -> Extras:
+    """What a CLI diff shows beyond the diff: the traffic table of the pyproject it reads."""
+    from tokenspy.ci import traffic
+
+    if pyproject is False:
+        return Extras()
+    return Extras(traffic=traffic.read(None if pyproject is True else pyproject))
+
+
+def _usage(value: str | None) -> str | None:
+    """A usage source to compare: request, response, or None/"" (the current run's)."""
+    if not value:
+        return None
+    from tokenspy.usage_source import check
+
+    return check(value)
+
+
 def emit(d: CostDiff, *, format: Format | None = "text", github_on: bool | None = None,
-         output: TextIO | None = None) -> None:
+         output: TextIO | None = None, extras: Extras | None = None, tag: str = "") -> None:
     """Print the report in ``format`` (None: nothing) and, under Actions, publish it.
 
     Under Actions the human-readable report is printed with workflow commands stopped (names
@@ -66,25 +84,31 @@ def emit(d: CostDiff, *, format: Format | None = "text", github_on: bool | None 
     if format == "json":
         stream.write(github.inert_json(d.as_dict()) + "\n")
     elif format is not None:
-        text = render_markdown(d) if format == "markdown" else render_text(d)
+        text = render_markdown(d, extras=extras) if format == "markdown" else render_text(d, extras)
         if on:
             with github.stop_commands(stream):
                 stream.write(text)
         else:
             stream.write(text)
     if on:
-        github.publish(d, sys.stderr if format == "json" else stream)
+        github.publish(d, sys.stderr if format == "json" else stream, extras=extras, tag=tag)
     stream.flush()
 
 
 def diff_sources(current: Source, baseline: Source | None, thresholds: Thresholds, reproduce: str = "",
-                 notes: Sequence[str] = ()) -> CostDiff:
-    """The diff of two sources (no printing)."""
+                 notes: Sequence[str] = (), usage: str | None = None) -> CostDiff:
+    """The diff of two sources (no printing). ``usage``: the usage source to compare
+    ("request" or "response"; None: whatever the current run used)."""
+    from dataclasses import replace
+
     from tokenspy import pricing
 
-    sides = load_sides([current] if baseline is None else [current, baseline])
-    return compute(sides[0], sides[1] if baseline is not None else None, thresholds,
-                   pricing.table_version(), reproduce=reproduce, notes=notes)
+    loaded = load_sides([current] if baseline is None else [current, baseline], usage=usage)
+    cur = loaded.sides[0]
+    assert cur is not None
+    base = loaded.sides[1] if baseline is not None else None
+    d = compute(cur, base, thresholds, pricing.table_version(), reproduce=reproduce, notes=notes)
+    return replace(d, usage_note=loaded.usage_note, compared_sources=loaded.compared)
 
 
 def annotate_cost_diff(
@@ -103,6 +127,7 @@ def annotate_cost_diff(
     warn_pct: float | None = None,
     warn_usd: float | None = None,
     run: str | None = None,
+    usage: str | None = None,
 ) -> CostDiff:
     """Diff the current DB against a baseline DB, print the report, and under GitHub Actions
     annotate the regressions, append the job summary and set the step outputs.
@@ -128,10 +153,14 @@ def annotate_cost_diff(
     argv = ["tokenspy", "diff", os.fspath(current_db), *([os.fspath(baseline_db)] if baseline_db is not None else [])]
     if run is not None:
         argv += ["--run", run]
+    if usage:
+        argv += ["--usage", usage]
     reproduce = shell_join(argv + _flags(max_increase_pct, max_increase_usd, noise_sigma, overrides, warn_pct,
                                          warn_usd, fail_on_regression))
-    d = diff_sources(Source(cur, run=run), Source(base) if base is not None else None, th, reproduce)
-    emit(d, format=format, github_on=github, output=output)
+    d = diff_sources(Source(cur, run=run), Source(base) if base is not None else None, th, reproduce,
+                     usage=_usage(usage))
+    emit(d, format=format, github_on=github, output=output,
+         extras=cli_extras(pyproject) if format is not None or github is not False else None)
     return d
 
 
@@ -152,6 +181,7 @@ def compare_commits(
     pyproject: str | os.PathLike[str] | bool | None = None,
     warn_pct: float | None = None,
     warn_usd: float | None = None,
+    usage: str | None = None,
 ) -> CostDiff:
     """The same diff between the rows of two commits of one DB: ``commit1`` is the baseline,
     ``commit2`` the current side. Revisions may be full or short SHAs, branches, tags or
@@ -178,6 +208,10 @@ def compare_commits(
     argv = ["tokenspy", "compare", shas[0][:12], shas[1][:12], "--db", os.fspath(db_path)]
     reproduce = shell_join(argv + _flags(max_increase_pct, max_increase_usd, noise_sigma, overrides, warn_pct,
                                          warn_usd, fail_on_regression))
-    d = diff_sources(Source(path, shas[1], clean=True), Source(path, shas[0], clean=True), th, reproduce)
-    emit(d, format=format, github_on=github, output=output)
+    if usage:
+        reproduce += f" --usage {usage}"
+    d = diff_sources(Source(path, shas[1], clean=True), Source(path, shas[0], clean=True), th, reproduce,
+                     usage=_usage(usage))
+    emit(d, format=format, github_on=github, output=output,
+         extras=cli_extras(pyproject) if format is not None or github is not False else None)
     return d

@@ -1,10 +1,13 @@
-"""The sticky pull-request comment: one per PR, found by its hidden marker, edited in place.
+"""The sticky pull-request comment: one per PR and tag, found by its hidden marker.
 
-- ``never``: no API call at all.
-- ``always``: create the comment, or edit ours when its body differs.
-- ``on-change``: create it only when the diff changed something (a key that is not unchanged, or
-  a total that differs); a comment that already exists is still kept current (edited when its
-  body differs), so that it never shows a stale regression.
+The marker is ``<!-- tokenspy:TAG -->`` (``tokenspy.ci.markdown.marker_for``; the tag defaults
+to the job's name), so matrix jobs and several workflows keep one comment each. Modes:
+
+- ``update`` (default): create the comment, or edit ours when its body differs.
+- ``new``: post a new comment each time the report differs from our newest one (older ones stay).
+- ``on-change``: post only while the cost changed against the baseline; when it is unchanged
+  again, a comment left from before is deleted (it would show a stale regression).
+- ``off``: no API call at all.
 - A body equal to the one already posted is never re-sent (no PATCH, no notification).
 
 A read-only token (a fork's pull request: 403 "Resource not accessible by integration") makes the
@@ -17,11 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tokenspy.ci.markdown import marker_for
 from tokenspy.ci.model import CostDiff
 
-MARKER = "<!-- tokenspy -->"
+MARKER = marker_for("")
 BODY_MAX_CHARS = 65_536  # GitHub's limit for an issue comment body
-Status = Literal["created", "updated", "unchanged", "skipped", "failed", "disabled"]
+Status = Literal["created", "updated", "unchanged", "deleted", "skipped", "failed", "disabled"]
 
 
 @dataclass(frozen=True)
@@ -44,10 +48,10 @@ def changed(d: CostDiff) -> bool:
     return any(r.changed for rows in (d.functions, d.tests, d.models) for r in rows)
 
 
-def fit_body(body: str) -> str:
+def fit_body(body: str, marker: str = MARKER) -> str:
     """The marker first, and at most ``BODY_MAX_CHARS`` characters, cut at a line end."""
-    if not body.lstrip().startswith(MARKER):
-        body = f"{MARKER}\n{body}"
+    if not is_ours(body, marker):
+        body = f"{marker}\n{body}"
     if len(body) <= BODY_MAX_CHARS:
         return body
     note = "\n\n> ✂️ Cut to fit GitHub's comment limit; the job summary has the full report.\n"
@@ -56,12 +60,18 @@ def fit_body(body: str) -> str:
     return cut + note
 
 
+REPORT_LINK = "📄 HTML report"  # its link names this run: not a change of the report
+
+
 def _norm(body: str | None) -> str:
-    return "\n".join(line.rstrip() for line in (body or "").replace("\r\n", "\n").split("\n")).strip()
+    lines = (line.rstrip() for line in (body or "").replace("\r\n", "\n").split("\n"))
+    return "\n".join(line for line in lines if not line.startswith(REPORT_LINK)).strip()
 
 
-def is_ours(body: str | None) -> bool:
-    return (body or "").lstrip().startswith(MARKER)
+def is_ours(body: str | None, marker: str = MARKER) -> bool:
+    """The body's first line is exactly ``marker`` (another tag's comment is not ours)."""
+    first = (body or "").lstrip().split("\n", 1)[0].rstrip()
+    return first == marker
 
 
 def _forbidden(exc: Any) -> bool:
@@ -78,25 +88,31 @@ def _message(exc: Any) -> str:
     return f"HTTP {status}: {msg}" if status is not None and msg else f"{type(exc).__name__}: {exc}"
 
 
-def upsert(repo: Any, pr_number: int, body: str, *, mode: str, has_changes: bool) -> CommentResult:
-    """Create or edit the sticky comment on PR ``pr_number`` of a PyGithub ``Repository``."""
+def upsert(repo: Any, pr_number: int, body: str, *, mode: str, has_changes: bool, tag: str = "") -> CommentResult:
+    """Create, edit or delete the sticky comment on PR ``pr_number`` of a PyGithub ``Repository``."""
     from github import GithubException
 
-    if mode == "never":
-        return CommentResult("disabled", "comment: never")
-    body = fit_body(body)
+    if mode == "off":
+        return CommentResult("disabled", "comment: off")
+    marker = marker_for(tag)
+    body = fit_body(body, marker)
     try:
         pr = repo.get_pull(pr_number)
-        ours = next((c for c in pr.get_issue_comments() if is_ours(c.body)), None)
-        if ours is None:
-            if mode == "on-change" and not has_changes:
+        ours = [c for c in pr.get_issue_comments() if is_ours(c.body, marker)]
+        newest = ours[-1] if ours else None
+        if mode == "on-change" and not has_changes:
+            if newest is None:
                 return CommentResult("skipped", "nothing changed against the baseline (comment: on-change)")
+            for c in ours:
+                c.delete()
+            return CommentResult("deleted", "the cost is unchanged again: the earlier comment was removed")
+        url = getattr(newest, "html_url", "") or "" if newest is not None else ""
+        if newest is not None and _norm(newest.body) == _norm(body):
+            return CommentResult("unchanged", "the report is the same as in the comment", url=url)
+        if newest is None or mode == "new":
             created = pr.create_issue_comment(body)
             return CommentResult("created", url=getattr(created, "html_url", "") or "")
-        url = getattr(ours, "html_url", "") or ""
-        if _norm(ours.body) == _norm(body):
-            return CommentResult("unchanged", "the report is the same as in the comment", url=url)
-        ours.edit(body)
+        newest.edit(body)
         return CommentResult("updated", url=url)
     except GithubException as exc:
         if _forbidden(exc):

@@ -79,6 +79,14 @@ class Event:
         return head is None or (self.base_repo is not None and head.lower() != self.base_repo.lower())
 
     @property
+    def labels(self) -> tuple[str, ...]:
+        """The PR's labels as the payload has them (current at the event: ``labeled`` included)."""
+        found = _get(self.pull_request, "labels")
+        if not isinstance(found, list):
+            return ()
+        return tuple(str(lb["name"]) for lb in found if isinstance(lb, Mapping) and isinstance(lb.get("name"), str))
+
+    @property
     def default_branch(self) -> str | None:
         return _get(self.payload, "repository", "default_branch")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 from tokenspy.ci import fmt
-from tokenspy.ci.markdown import COMMENT_MAX_CHARS, STEP_SUMMARY_MAX_BYTES, render_markdown
+from tokenspy.ci.markdown import COMMENT_MAX_CHARS, STEP_SUMMARY_MAX_BYTES, Extras, render_markdown
 from tokenspy.ci.model import CostDiff, DiffRow
 from tokenspy.ci.testloc import test_line
 
@@ -236,19 +236,21 @@ def outputs(d: CostDiff, report_path: str) -> list[tuple[str, str]]:
         ("regressions", str(len(d.regressions))),
         ("warnings", str(len(d.warnings))),
         ("verdict", d.verdict),
+        ("accepted", "true" if d.accepted_by else "false"),
         ("report-path", report_path),
     ]
 
 
-def publish(d: CostDiff, stream: TextIO, root: Path | None = None) -> None:
+def publish(d: CostDiff, stream: TextIO, root: Path | None = None, extras: Extras | None = None,
+            tag: str = "") -> None:
     """Everything the Actions integration does after the diff: annotations on ``stream``,
     the job summary, the report file and the step outputs (the env files that are set)."""
     for line in annotations(d, root if root is not None else repo_root()):
         stream.write(line + "\n")
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
-        append_step_summary(lambda budget: render_markdown(d, max_bytes=budget), summary)
+        append_step_summary(lambda budget: render_markdown(d, max_bytes=budget, extras=extras, tag=tag), summary)
     out = os.environ.get("GITHUB_OUTPUT")
     if out:
-        report_path = write_report_file(render_markdown(d, max_chars=COMMENT_MAX_CHARS))
+        report_path = write_report_file(render_markdown(d, max_chars=COMMENT_MAX_CHARS, extras=extras, tag=tag))
         write_outputs(outputs(d, report_path), out)

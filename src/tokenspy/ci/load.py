@@ -15,11 +15,13 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from tokenspy.ci import runsel
 from tokenspy.ci.diff import Side, build_side
 from tokenspy.ci.query import Group, Source, bucket_range, fetch_tiered, parallel, run_info, submit_all
 from tokenspy.ci.rates import PriceLike, Rates, TierMap, tier_map
+from tokenspy.ci.sources import FAMILY, match
 
 Lookup = Callable[[str, "str | None"], "PriceLike | None"]
 ModelKey = tuple["str | None", "str | None"]
@@ -89,30 +91,58 @@ class _Pricer:
                 rates = memo[mk] = None if tm is None else tm.rates[tm.tier_of(bucket_range(g.bucket)[0] + 1)]
             out.append((g, rates))
         extra = parallel([lambda k=k: fetch_tiered(src, k[0], k[1], maps[k].bounds) for k in redo])  # type: ignore[union-attr]
+        allowed = {g.usage_source for g in groups}  # the side may be cut to like sources
         for k, part in zip(redo, extra, strict=True):
             tm = maps[k]
             assert tm is not None
-            out.extend((g, tm.rates[g.bucket]) for g in part)
+            out.extend((g, tm.rates[g.bucket]) for g in part if g.usage_source in allowed)
         return out
 
 
 def load_sides(sources: Sequence[Source], lookup: Lookup | None = None,
-               now: float | None = None) -> list[Side]:
+               now: float | None = None, usage: str | None = None, pair: bool = True) -> LoadedSides:
     """Fetch, price and roll up each source; all sides priced at the same instant. Each side
-    is made of the runs ``runsel.select`` picks (one code state, or the run asked for)."""
+    is made of the runs ``runsel.select`` picks (one code state, or the run asked for). With two
+    sources (current, baseline) and ``pair``, both are cut to like usage sources
+    (``tokenspy.ci.sources``); a baseline with none of them comes back as ``None``."""
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         infos = [pool.submit(run_info, s) for s in sources]
         futures = submit_all(sources, pool)
         pricer = _Pricer(lookup or _default_lookup(), time.time() if now is None else now)
-        sides = []
+        kept: list[tuple[list[Group], runsel.Selection]] = []
         for src, fs, info in zip(sources, futures, infos, strict=True):
             groups = [g for f in fs for g in f.result()]
             recorded, last = info.result()
             sel = runsel.select(groups, recorded, last, label=src.path, commit=src.commit, run=src.run,
                                 clean=src.clean)
+            kept.append(([g for g in groups if g.run in sel.runs], sel))
+        note, compared = "", ()
+        chosen: list[list[Group] | None] = [g for g, _ in kept]
+        if pair and len(kept) == 2:
+            m = match(kept[0][0], kept[1][0], usage)
+            chosen, note, compared = [m.current, m.baseline], m.note, m.compared
+        elif usage:
+            chosen = [[g for g in groups if g.usage_source in FAMILY[usage]] for groups, _ in kept]
+        sides: list[Side | None] = []
+        for src, groups, (_, sel) in zip(sources, chosen, kept, strict=True):
+            if groups is None:
+                sides.append(None)
+                continue
             keep = sel.runs
-            priced = [(g, r) for g, r in pricer.price_side(src, [g for g in groups if g.run in keep])
-                      if g.run in keep]
+            priced = [(g, r) for g, r in pricer.price_side(src, groups) if g.run in keep]
             sides.append(build_side(priced, src.label, src.commit, zero_call_runs=sel.zero_call_runs,
                                     selection=sel))
-        return sides
+        return LoadedSides(sides, note, compared)
+
+
+@dataclass(frozen=True)
+class LoadedSides:
+    sides: list[Side | None]  # in the order of the sources; a baseline of no like source is None
+    usage_note: str  # one line when the sides' usage sources differ (tokenspy.ci.sources)
+    compared: tuple[str, ...]  # the usage sources the diff compares
+
+    def __getitem__(self, i: int) -> Side | None:  # loaded[0]: the first side
+        return self.sides[i]
+
+    def __len__(self) -> int:
+        return len(self.sides)

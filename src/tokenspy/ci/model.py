@@ -118,6 +118,9 @@ class CostDiff:
     reproduce: str = ""
     notes: tuple[str, ...] = field(default=())
     warnings: list[DiffRow] = field(default_factory=list)  # counted rows over the warn level only
+    usage_note: str = ""  # one line when the sides' usage sources differ (tokenspy.ci.sources)
+    compared_sources: tuple[str, ...] = ()  # the usage sources the verdict rests on
+    accepted_by: str = ""  # the PR label that turned a failing verdict into a pass
 
     @property
     def has_baseline(self) -> bool:
@@ -164,6 +167,9 @@ class CostDiff:
             "warnings": [{"kind": r.kind, "key": r.key} for r in self.warnings],
             "reproduce": self.reproduce,
             "notes": list(self.notes),
+            "usage_note": self.usage_note or None,
+            "compared_sources": list(self.compared_sources),
+            "accepted_by": self.accepted_by or None,
         })
 
 

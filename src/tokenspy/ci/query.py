@@ -67,6 +67,7 @@ class Group(NamedTuple):
     source_file: str | None
     source_line: int | None
     commit: str | None = None  # the rows' git commit: with the run, which code state they are of
+    usage_source: str = "response"  # where the token counts come from (tokenspy.usage_source)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,9 @@ class Source:
         return f"{label} run {self.run}" if self.run else label
 
 
+SQL_RESPONSE = "'response'"  # a DB from before request mode: every row was priced from responses
+
+
 def _select(conn: sqlite3.Connection, bucket: str) -> str:
     col = store.columns_of(conn)
 
@@ -95,7 +99,8 @@ def _select(conn: sqlite3.Connection, bucket: str) -> str:
     return (
         f"SELECT function_name, {c('test_id', 'NULL')}, model, provider, {c('run_id', 'NULL')}, {bucket}, "
         f"COUNT(*), {', '.join(rollup.sum_exprs(col))}, "
-        f"MIN({c('source_file', 'NULL')}), MIN({c('source_line', 'NULL')}), {c('git_commit', 'NULL')} FROM llm_calls"
+        f"MIN({c('source_file', 'NULL')}), MIN({c('source_line', 'NULL')}), {c('git_commit', 'NULL')}, "
+        f"{c('usage_source', SQL_RESPONSE)} FROM llm_calls"
     )
 
 
@@ -121,13 +126,14 @@ def _groups(rows: Sequence[tuple]) -> list[Group]:
     for row in rows:
         if any(type(v) not in _CLEAN for v in row):
             row = _sane(row)  # a hand-edited DB: blobs for names, text for counts
-        f, t, m, p, r, b, n, i, c, w, o, x, sf, sl, gc = row
-        out.append(Group(f, t, m, p, r, b or 0, n, i or 0, c or 0, w or 0, o or 0, x or 0, sf, sl, gc))
+        f, t, m, p, r, b, n, i, c, w, o, x, sf, sl, gc, us = row
+        out.append(Group(f, t, m, p, r, b or 0, n, i or 0, c or 0, w or 0, o or 0, x or 0, sf, sl, gc,
+                         us or "response"))
     return out
 
 
 _CLEAN = (str, int, type(None))
-_TEXT_FIELDS = (0, 1, 2, 3, 4, 12, 14)  # names, run, source file, commit; the rest are numbers
+_TEXT_FIELDS = (0, 1, 2, 3, 4, 12, 14, 15)  # names, run, source file, commit, usage source; the rest: numbers
 
 
 def _sane(row: tuple) -> tuple:
@@ -154,7 +160,8 @@ def _group_by(conn: sqlite3.Connection, job: _Job) -> list[Group]:
         conds.append("id >= ? AND id < ?")
         params.extend(job.id_range)
     where = f" WHERE {' AND '.join(conds)}" if conds else ""
-    return _groups(conn.execute(f"{_select(conn, job.bucket)}{where} GROUP BY 1, 2, 3, 4, 5, 6, 15", params).fetchall())
+    sql = f"{_select(conn, job.bucket)}{where} GROUP BY 1, 2, 3, 4, 5, 6, 15, 16"
+    return _groups(conn.execute(sql, params).fetchall())
 
 
 def _query(job: _Job) -> list[Group]:
@@ -162,7 +169,7 @@ def _query(job: _Job) -> list[Group]:
 
 
 _ROLLUP_SELECT = (f"SELECT function_name, test_id, model, provider, run_id, bucket, calls, "
-                  f"{', '.join(rollup.SUMS)}, {', '.join(rollup.MINS)}, git_commit FROM {rollup.TABLE}")
+                  f"{', '.join(rollup.SUMS)}, {', '.join(rollup.MINS)}, git_commit, usage_source FROM {rollup.TABLE}")
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,15 @@ from pathlib import Path
 from typing import Literal
 
 BaselineMode = Literal["auto", "artifact", "path", "none"]
-CommentMode = Literal["on-change", "always", "never"]
+CommentMode = Literal["update", "new", "on-change", "off"]
 
 BASELINE_MODES: tuple[BaselineMode, ...] = ("auto", "artifact", "path", "none")
-COMMENT_MODES: tuple[CommentMode, ...] = ("on-change", "always", "never")
+COMMENT_MODES: tuple[CommentMode, ...] = ("update", "new", "on-change", "off")
+# The earlier names of two modes, still accepted.
+COMMENT_ALIASES = {"always": "update", "never": "off"}
+USAGE_CHOICES = ("request", "response")
+DEFAULT_ACCEPT_LABEL = "tokenspy:accept"
+DEFAULT_HTML_ARTIFACT = "tokenspy-report"
 DEFAULT_CURRENT_DB = ".tokenspy/usage.db"
 DEFAULT_ARTIFACT_NAME = "tokenspy-usage"
 DEFAULT_API_URL = "https://api.github.com"
@@ -43,6 +48,10 @@ INPUT_ENV = {
     "comment": "TOKENSPY_COMMENT",
     "github-token": "TOKENSPY_GITHUB_TOKEN",
     "artifact-name": "TOKENSPY_ARTIFACT_NAME",
+    "comment-tag": "TOKENSPY_COMMENT_TAG",
+    "accept-label": "TOKENSPY_ACCEPT_LABEL",
+    "usage": "TOKENSPY_USAGE",
+    "report-artifact-name": "TOKENSPY_REPORT_ARTIFACT_NAME",
 }
 
 _TRUE = ("true", "yes", "on", "1")
@@ -114,9 +123,13 @@ class Settings:
     warn_pct: float | None = None
     warn_usd: float | None = None
     fail_on_regression: bool = True
-    comment: CommentMode = "on-change"
+    comment: CommentMode = "update"
+    comment_tag: str = ""  # one sticky comment per tag (default: the job's name)
+    accept_label: str = DEFAULT_ACCEPT_LABEL  # a PR label that turns a failing verdict into a pass ("" off)
+    usage: str | None = None  # the usage source to compare (None: the current run's)
     github_token: str = field(default="", repr=False)
     artifact_name: str = DEFAULT_ARTIFACT_NAME
+    report_artifact_name: str = DEFAULT_HTML_ARTIFACT  # the HTML report's artifact ("" none)
     # the runner's
     github_actions: bool = False
     api_url: str = DEFAULT_API_URL
@@ -127,6 +140,7 @@ class Settings:
     ref: str | None = None
     sha: str | None = None
     run_id: str | None = None
+    job: str | None = None
     workspace: str | None = None
     step_summary: str | None = None
     output: str | None = None
@@ -160,7 +174,14 @@ class Settings:
             warn_pct=_number(_input(env, "warn-pct"), "warn-pct", strip="%", allow_inf=True),
             warn_usd=_number(_input(env, "warn-usd"), "warn-usd", strip="$", allow_inf=False),
             fail_on_regression=_bool(_input(env, "fail-on-regression"), "fail-on-regression", True),
-            comment=_choice(_input(env, "comment"), "comment", COMMENT_MODES, "on-change"),  # type: ignore[arg-type]
+            comment=_choice(COMMENT_ALIASES.get(_input(env, "comment").lower(), _input(env, "comment")),
+                            "comment", COMMENT_MODES, "update"),  # type: ignore[arg-type]
+            comment_tag=_input(env, "comment-tag") or _text(env, "GITHUB_JOB"),
+            accept_label=(_input(env, "accept-label") if INPUT_ENV["accept-label"] in env
+                          else DEFAULT_ACCEPT_LABEL),
+            usage=_choice(_input(env, "usage"), "usage", USAGE_CHOICES, "") if _input(env, "usage") else None,
+            report_artifact_name=(_input(env, "report-artifact-name") if INPUT_ENV["report-artifact-name"] in env
+                                  else DEFAULT_HTML_ARTIFACT),
             github_token=_input(env, "github-token"),
             # present but empty (artifact-name: '') turns the artifact off; absent is the default
             artifact_name=_input(env, "artifact-name") if INPUT_ENV["artifact-name"] in env else DEFAULT_ARTIFACT_NAME,
@@ -173,6 +194,7 @@ class Settings:
             ref=_text(env, "GITHUB_REF") or None,
             sha=_text(env, "GITHUB_SHA") or None,
             run_id=_text(env, "GITHUB_RUN_ID") or None,
+            job=_text(env, "GITHUB_JOB") or None,
             workspace=_text(env, "GITHUB_WORKSPACE") or None,
             step_summary=_text(env, "GITHUB_STEP_SUMMARY") or None,
             output=_text(env, "GITHUB_OUTPUT") or None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tokenspy.ci import fmt
-from tokenspy.ci.markdown import headline, mode_text
+from tokenspy.ci.markdown import Extras, accepted_text, counts_text, headline, mode_text
 from tokenspy.ci.model import CostDiff, DiffRow
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -48,20 +48,48 @@ def _row(r: DiffRow, has_b: bool) -> list[str]:
     return cells
 
 
-def render_text(d: CostDiff) -> str:
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word if n == 1 else word + 's'}"
+
+
+def verdict_sentence(d: CostDiff) -> str:
+    """What the verdict rests on, in words. Without fail_on_regression nothing is a regression
+    (nothing can fail): the increases are counted against the warn level, and said not to fail."""
+    n_r, n_w = len(d.regressions), len(d.warnings)
+    if not d.thresholds.fail_on_regression:
+        n = n_r + n_w
+        if n:
+            return f"{_plural(n, 'cost increase')} over the warn threshold (not failing)"
+        return "no cost increase over the warn threshold, verdict pass"
+    if d.accepted_by:
+        return f"{_plural(n_r, 'cost regression')} accepted by label {d.accepted_by}, verdict pass"
+    if n_r:
+        more = f"; {n_w} more over the warn threshold" if n_w else ""
+        return f"{_plural(n_r, 'cost regression')}, verdict {d.verdict}{more}"
+    if n_w:
+        return f"no cost regression; {_plural(n_w, 'cost increase')} over the warn threshold, verdict pass"
+    return "no cost regression, verdict pass"
+
+
+def render_text(d: CostDiff, extras: Extras | None = None) -> str:
     has_b = d.has_baseline
     t = d.total
     out: list[str] = []
     if not has_b:
         what = ("no LLM calls in this run ($0; " if d.no_calls
                 else f"LLM cost {fmt.usd(t.current.cost_usd if t.current else 0.0)} (")
-        out.append(f"tokenspy: {what}no baseline: report of the current run; verdict pass)")
+        out.append(f"tokenspy: {what}no baseline: report of the current run; verdict {d.verdict})")
     else:
         calls = "no LLM calls in this run; " if d.no_calls else ""
-        out.append(f"tokenspy: {calls}{headline(d)} — "
+        out.append(f"tokenspy: {calls}{verdict_sentence(d)} — "
                    f"{fmt.usd(t.baseline.cost_usd if t.baseline else 0.0)} → "
                    f"{fmt.usd(t.current.cost_usd if t.current else 0.0)} "
                    f"({fmt.signed_usd(t.delta_usd)}, {fmt.pct(t)})")
+    out.append(f"{clean(headline(d, extras))}. {clean(counts_text(d))}")
+    if d.usage_note:
+        out.append(f"note: {clean(d.usage_note)}")
+    if d.accepted_by:
+        out.append(clean(accepted_text(d).replace("**", "").replace("`", "")))
     out.append(f"mode: {mode_text(d)}")
     out.append(f"prices: {clean(d.table_version)} · thresholds: {d.thresholds.limits.describe()}"
                + (f" ({len(d.thresholds.overrides)} overrides)" if d.thresholds.overrides else ""))
@@ -94,6 +122,11 @@ def render_text(d: CostDiff) -> str:
         out += _table(["MODEL", "", "CALLS", "Δ TOKENS"], [
             [short_name(r.key), "", fmt.pair(r, "calls"), fmt.signed_num(r.delta_tokens)] for r in d.unpriced_models
         ])
+    trend = extras.trend if extras is not None else None
+    if trend is not None and len(trend.points) >= 2:
+        from tokenspy.ci.trend import one_line
+
+        out += ["", f"trend ({clean(trend.title)}): {one_line(trend)}"]
     if d.reproduce:
         out += ["", f"reproduce: {clean(d.reproduce)}"]
     return "\n".join(out) + "\n"

@@ -41,6 +41,8 @@ def _gate_options() -> argparse.ArgumentParser:
                    help="thresholds for the functions/tests/models matching GLOB (repeatable)")
     g.add_argument("--fail-on-regression", action="store_true", default=None,
                    help="exit 1 when a regression is found")
+    g.add_argument("--usage", choices=("request", "response"), default=None,
+                   help="compare the rows of this usage source only (default: the current run's)")
     g.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     g.add_argument("--github", action=argparse.BooleanOptionalAction, default=None,
                    help="force GitHub Actions annotations/summary/outputs on or off (default: auto)")
@@ -66,6 +68,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repo", help="git repository to resolve revisions in (default: around the cwd)")
     p.set_defaults(handler=cmd_compare)
 
+    p = sub.add_parser("trend", help="LLM cost per commit of a DB: a sparkline and a table")
+    p.add_argument("--db", help="database (default: $TOKENSPY_DB, else .tokenspy/usage.db of the git work tree "
+                                "if it exists, else ~/.tokenspy/usage.db)")
+    p.add_argument("--key", metavar="PATTERN", help="only the functions (else tests) matching this glob")
+    p.add_argument("--last", type=_positive_int, default=30, metavar="N", help="commits shown (default 30)")
+    p.add_argument("--usage", choices=("request", "response"), default=None,
+                   help="the rows of this usage source only")
+    p.set_defaults(handler=cmd_trend)
+
     p = sub.add_parser("combine", help="merge shard DBs into one (idempotent)")
     p.add_argument("out_db", metavar="OUT_DB")
     p.add_argument("in_dbs", metavar="IN_DB", nargs="+")
@@ -88,7 +99,7 @@ def _gate_kwargs(args: argparse.Namespace) -> dict[str, object]:
         max_increase_pct=args.max_increase_pct, max_increase_usd=args.max_increase_usd,
         noise_sigma=args.noise_sigma, overrides=_overrides(args.override) or None,
         fail_on_regression=args.fail_on_regression, github=args.github, format=args.format,
-        warn_pct=args.warn_pct, warn_usd=args.warn_usd,
+        warn_pct=args.warn_pct, warn_usd=args.warn_usd, usage=args.usage,
     )
 
 
@@ -130,6 +141,36 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
         raise CLIError(str(exc)) from None
     return _run(compare_commits, args.db or default_db(), args.rev1, args.rev2, repo=args.repo, **kwargs)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def cmd_trend(args: argparse.Namespace) -> int:
+    from tokenspy.ci import fmt
+    from tokenspy.ci.text import clean
+    from tokenspy.ci.trend import history, one_line
+
+    t = history(args.db or default_db(), key=args.key, limit=args.last, usage=args.usage)
+    if not t.points:
+        what = f" with calls of {args.key!r}" if args.key else ""
+        print(f"no commit{what} in this DB (run pytest --tokenspy on a git checkout)")
+        return 0
+    print(f"{clean(t.title)}, last {len(t.points)} commit{'s' if len(t.points) != 1 else ''}: {one_line(t)}")
+    width = max(len(fmt.usd(p.cost_usd)) for p in t.points)
+    prev = None
+    for p in t.points:
+        change = "" if prev is None else f"  {fmt.signed_usd(p.cost_usd - prev)}"
+        print(f"  {clean(p.label)}  {fmt.usd(p.cost_usd).rjust(width)}{change}")
+        prev = p.cost_usd
+    return 0
 
 
 def cmd_combine(args: argparse.Namespace) -> int:

@@ -138,6 +138,7 @@ class ReportData:
     sessions: tuple[GroupRow, ...]  # most recent first
     commits: tuple[GroupRow, ...]  # most recent first
     unpriced: tuple[UnpricedModel, ...]  # most tokens first
+    tests: tuple[GroupRow, ...] = ()  # pytest node ids, most expensive first
     # Request mode: the calls whose request set an output ceiling, and what all calls would
     # have cost had each of those answers used its whole ceiling (None: no call had one).
     ceiling: Ceiling | None = None
@@ -158,7 +159,7 @@ class ReportData:
             if acc is None:
                 acc = groups[key] = _Acc()
             acc.add_record(r)
-            pair = (r.session_id, r.git_commit)
+            pair = (r.session_id, r.git_commit, r.test_id)
             acc = pairs.get(pair)
             if acc is None:
                 acc = pairs[pair] = _Acc()
@@ -166,8 +167,9 @@ class ReportData:
         return dataclasses.replace(_build(groups, pairs), ceiling=ceiling)
 
     @classmethod
-    def from_db(cls, path: str | os.PathLike[str]) -> ReportData:
+    def from_db(cls, path: str | os.PathLike[str], commit: str | None = None) -> ReportData:
         """Aggregate a tokenspy DB in SQL (old schemas too). Never writes or creates a file.
+        ``commit``: the rows of that git commit only.
 
         Raises DBError, one line naming the path, for a missing, non-SQLite or unreadable DB.
         """
@@ -177,14 +179,16 @@ class ReportData:
             cols, max_rowid = _guarded(path, _snapshot, conn)
             ceiling = None
             if "max_cost_usd" in cols:
+                where, params = "max_cost_usd IS NOT NULL AND rowid <= ?", (max_rowid,)
+                if commit is not None:
+                    where, params = where + " AND git_commit = ?", (max_rowid, commit)
                 ceiling = _ceiling(_guarded(path, lambda: conn.execute(
-                    "SELECT cost_usd, max_cost_usd FROM llm_calls WHERE max_cost_usd IS NOT NULL AND rowid <= ?",
-                    (max_rowid,)).fetchall()), total=None)
+                    f"SELECT cost_usd, max_cost_usd FROM llm_calls WHERE {where}", params).fetchall()), total=None)
         # The two passes run on their own connections in parallel (sqlite3 releases the GIL);
         # ``rowid <= max_rowid`` keeps them on the same calls while a writer appends more.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pairs = pool.submit(_guarded_pass, path, _db_pairs, cols, max_rowid)
-            groups = _guarded_pass(path, _db_groups, cols, max_rowid)
+            pairs = pool.submit(_guarded_pass, path, _db_pairs, cols, max_rowid, commit)
+            groups = _guarded_pass(path, _db_groups, cols, max_rowid, commit)
             data = _build(groups, pairs.result())
         if ceiling is not None:
             ceiling = Ceiling(ceiling.calls, data.totals.cost_usd + ceiling.worst_case_usd)
@@ -290,7 +294,7 @@ class _Acc:
 # order the calls were recorded in, so its float sums equal those of ``from_records``.
 
 _GROUP_KEY_COLUMNS = ("fn", "stack", "provider", "model", "priced")
-_PAIR_KEY_COLUMNS = ("session", "git")
+_PAIR_KEY_COLUMNS = ("session", "git", "test")
 _SUM_COLUMNS = ("calls", "inp", "outp", "cached", "cw", "reas", "cost", "dur")
 _T = TypeVar("_T")
 # NULL cannot be part of a WITHOUT ROWID key; a one-byte BLOB stands for it, as no stored TEXT
@@ -329,7 +333,7 @@ def _col(cols: set[str], name: str, default: str) -> str:
 
 def _aggregate(
     conn: sqlite3.Connection, max_rowid: int, keys: tuple[str, ...], key_exprs: list[str],
-    value_exprs: list[str],
+    value_exprs: list[str], commit: str | None = None,
 ) -> list[tuple]:
     """Rows of (*key, calls, inp, outp, cached, cw, reas, cost, dur, first, last)."""
     conn.execute("PRAGMA temp_store = MEMORY")  # the temp table must never become a file
@@ -340,12 +344,12 @@ def _aggregate(
     sums = ", ".join(f"{c} = {c} + excluded.{c}" for c in _SUM_COLUMNS)
     conn.execute(
         f"INSERT INTO temp.agg SELECT {', '.join(key_exprs + value_exprs)} "
-        "FROM main.llm_calls WHERE rowid <= ? "
+        "FROM main.llm_calls WHERE rowid <= ? " + ("AND git_commit = ? " if commit is not None else "") +
         # an explicit conflict target: SQLite before 3.35 requires one for DO UPDATE
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sums}, "
         "first = COALESCE(MIN(first, excluded.first), first, excluded.first), "
         "last = COALESCE(MAX(last, excluded.last), last, excluded.last)",
-        (max_rowid,),
+        (max_rowid,) if commit is None else (max_rowid, commit),
     )
     return conn.execute("SELECT * FROM temp.agg").fetchall()
 
@@ -364,7 +368,8 @@ def _value_exprs(cols: set[str], with_tokens: bool) -> list[str]:
     ]
 
 
-def _db_groups(conn: sqlite3.Connection, cols: set[str], max_rowid: int) -> dict[_GroupKey, _Acc]:
+def _db_groups(conn: sqlite3.Connection, cols: set[str], max_rowid: int,
+               commit: str | None = None) -> dict[_GroupKey, _Acc]:
     key_exprs = [
         _col(cols, "function_name", repr(UNKNOWN_FUNCTION)),
         _col(cols, "call_stack", _NULL_SQL),
@@ -372,7 +377,7 @@ def _db_groups(conn: sqlite3.Connection, cols: set[str], max_rowid: int) -> dict
         _col(cols, "model", "''"),
         f"({_col(cols, 'priced', '1')} != 0)",
     ]
-    rows = _aggregate(conn, max_rowid, _GROUP_KEY_COLUMNS, key_exprs, _value_exprs(cols, True))
+    rows = _aggregate(conn, max_rowid, _GROUP_KEY_COLUMNS, key_exprs, _value_exprs(cols, True), commit)
     parsed: dict[object, tuple[str, ...]] = {}
     groups: dict[_GroupKey, _Acc] = {}
     for fn, stack_raw, provider, model, is_priced, *nums in rows:
@@ -394,15 +399,15 @@ def _merge_into(target: dict, key: object, acc: _Acc) -> None:
 
 
 def _db_pairs(
-    conn: sqlite3.Connection, cols: set[str], max_rowid: int
-) -> dict[tuple[str | None, str | None], _Acc]:
-    # Sessions and commits come from one pass: distinct (session, commit) pairs are few, as a
-    # session rarely spans commits.
-    key_exprs = [_col(cols, c, _NULL_SQL) for c in ("session_id", "git_commit")]
-    rows = _aggregate(conn, max_rowid, _PAIR_KEY_COLUMNS, key_exprs, _value_exprs(cols, False))
-    pairs: dict[tuple[str | None, str | None], _Acc] = {}
-    for session, commit, *nums in rows:
-        _merge_into(pairs, (_opt_str(session), _opt_str(commit)), _acc_from_row(nums))
+    conn: sqlite3.Connection, cols: set[str], max_rowid: int, only_commit: str | None = None
+) -> dict[tuple[str | None, str | None, str | None], _Acc]:
+    # Sessions, commits and tests come from one pass: distinct (session, commit, test) triples
+    # are few, as a session rarely spans commits and runs each test once.
+    key_exprs = [_col(cols, c, _NULL_SQL) for c in ("session_id", "git_commit", "test_id")]
+    rows = _aggregate(conn, max_rowid, _PAIR_KEY_COLUMNS, key_exprs, _value_exprs(cols, False), only_commit)
+    pairs: dict[tuple[str | None, str | None, str | None], _Acc] = {}
+    for session, commit, test, *nums in rows:
+        _merge_into(pairs, (_opt_str(session), _opt_str(commit), _opt_str(test)), _acc_from_row(nums))
     return pairs
 
 
@@ -469,7 +474,7 @@ def _sum_by(items: Iterable[tuple[object, _Acc]]) -> dict:
 
 
 def _build(
-    groups: dict[_GroupKey, _Acc], pairs: dict[tuple[str | None, str | None], _Acc]
+    groups: dict[_GroupKey, _Acc], pairs: dict[tuple[str | None, str | None, str | None], _Acc]
 ) -> ReportData:
     # A canonical order makes every float sum below add in the same order for both sources.
     ordered = sorted(groups.items(), key=lambda kv: kv[0])
@@ -486,16 +491,18 @@ def _build(
         first_timestamp=total.first, last_timestamp=total.last,
     )
     ordered_pairs = sorted(
-        pairs.items(), key=lambda kv: (_sort_key_none_last(kv[0][0]), _sort_key_none_last(kv[0][1]))
+        pairs.items(), key=lambda kv: tuple(_sort_key_none_last(k) for k in kv[0])
     )
     return ReportData(
         totals=totals,
         functions=_functions(ordered, total.cost),
         models=_models(ordered, total.cost),
         stacks=_stack_tree(ordered),
-        sessions=_group_rows((s, acc) for (s, _c), acc in ordered_pairs),
-        commits=_group_rows((c, acc) for (_s, c), acc in ordered_pairs),
+        sessions=_group_rows((s, acc) for (s, _c, _t), acc in ordered_pairs),
+        commits=_group_rows((c, acc) for (_s, c, _t), acc in ordered_pairs),
         unpriced=_unpriced(ordered),
+        tests=tuple(sorted(_group_rows((t, acc) for (_s, _c, t), acc in ordered_pairs),
+                           key=lambda r: (-r.cost_usd, -r.calls, r.key))),
     )
 
 

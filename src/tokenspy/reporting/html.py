@@ -98,14 +98,14 @@ def _frame(node: StackNode, width: float, root_cost: float, is_root: bool = Fals
     )
 
 
-def _flame(data: ReportData) -> str:
+def _flame(data: ReportData, dom_id: str = "flame") -> str:
     root = data.stacks
     if root.total_cost_usd <= 0:
         return '<p class="muted">No priced calls: there is no cost to draw.</p>'
     return (
         '<p class="hint">Width is cost. Hover a frame for its figures; click it to zoom in, '
         "click the top frame to zoom out.</p>"
-        f'<div class="flame" id="flame">{_frame(root, 100.0, root.total_cost_usd, is_root=True)}</div>'
+        f'<div class="flame" id="{esc(dom_id)}">{_frame(root, 100.0, root.total_cost_usd, is_root=True)}</div>'
     )
 
 
@@ -217,6 +217,8 @@ def render_html(data_or_records: ReportData | Iterable[CallRecord]) -> str:
         ]
         if data.unpriced:
             sections.append(_section("Unpriced models", _unpriced(data)))
+        if data.tests:
+            sections.append(_section("By test", _groups(data.tests, "test", str)))
         if data.sessions:
             sections.append(_section("Sessions", _groups(data.sessions, "session", str)))
         if data.commits:

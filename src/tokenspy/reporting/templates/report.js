@@ -2,8 +2,8 @@
   "use strict";
   // Flame graph zoom: the clicked frame and its ancestors take the full width, their siblings
   // hide; children widths are relative to their parent, so the subtree rescales by itself.
-  var flame = document.getElementById("flame");
-  if (flame) {
+  var flames = document.querySelectorAll(".flame");
+  for (var k = 0; k < flames.length; k++) (function (flame) {
     flame.addEventListener("click", function (ev) {
       var label = ev.target.closest(".l");
       if (!label) return;
@@ -17,7 +17,7 @@
         for (var j = 0; j < sibs.length; j++) if (sibs[j] !== f) sibs[j].classList.add("x");
       }
     });
-  }
+  })(flames[k]);
   // Sortable tables: click a header; numbers ($, %, thousands separators) sort as numbers.
   function key(cell) {
     var t = cell.textContent.trim();
