@@ -133,25 +133,23 @@ def _create_private(path: Path) -> None:
     os.close(fd)
 
 
-def _refuse_foreign(p: Path) -> None:
-    """Never add tokenspy's tables to somebody else's SQLite database (a wrong --db or persist
-    path): an existing file must be empty, or a SQLite DB that has no tables or has llm_calls."""
+def _refuse_foreign(p: Path, conn: sqlite3.Connection) -> None:
+    """Never add tokenspy's tables to somebody else's database (a wrong --db or persist path): an
+    existing file must be empty, or a SQLite DB without tables or with llm_calls. Checked on the
+    writer's own connection before it changes anything (a second connection opened just to look
+    can make SQLite drop another process's WAL)."""
     try:
-        if p.stat().st_size == 0:
-            return
         with open(p, "rb") as fh:
             head = fh.read(16)
     except OSError:
         return  # connect reports it
-    if head != SQLITE_MAGIC:
+    if head and head != SQLITE_MAGIC:
         raise DBError(f"{p}: not a SQLite database; refusing to write into it")
     try:
-        conn = sqlite3.connect(p.resolve().as_uri() + "?mode=ro", uri=True)
-        try:
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise
         raise DBError(f"{p}: unreadable SQLite database ({exc}); refusing to write into it") from None
     if tables and "llm_calls" not in tables:
         raise DBError(f"{p}: a SQLite database without tokenspy's tables; refusing to write into it")
@@ -162,14 +160,13 @@ def open_writable(path: str | os.PathLike[str], timeout: float = 10.0) -> sqlite
     p = Path(path).expanduser()
     if not p.exists():
         _create_private(p)
-    else:
-        _refuse_foreign(p)
     deadline = time.monotonic() + timeout
     delay = 0.005
     while True:
         conn = sqlite3.connect(str(p), timeout=timeout, isolation_level=None, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            _refuse_foreign(p, conn)
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
