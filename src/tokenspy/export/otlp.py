@@ -477,6 +477,11 @@ class LiveExporter:
         if self.closed:
             return
         self._stopping = True
+        deadline = time.monotonic() + EXIT_FLUSH_S  # one budget for the whole close
+
+        def left_ms() -> int:
+            return int(max(deadline - time.monotonic(), 0.0) * 1000)
+
         thread = self._thread
         if thread is not None:
             self._wake.set()
@@ -484,14 +489,13 @@ class LiveExporter:
         self.closed = True
         self.link.closing = self.metrics_link.closing = True  # a collector that failed last time is not waited for
         try:
-            ms = int(EXIT_FLUSH_S * 1000)
-            ok = self._tracer_provider.force_flush(ms)
-            ok = self._meter_provider.force_flush(ms) and ok
-            if not ok:  # still trying after EXIT_FLUSH_S: whatever is left fails at once
+            ok = self._tracer_provider.force_flush(left_ms())
+            ok = self._meter_provider.force_flush(left_ms()) and ok
+            if not ok:  # still trying when the budget ran out: whatever is left fails at once
                 for link in (self.link, self.metrics_link):
                     link.down_until = max(link.down_until, 1.0)
             self._tracer_provider.shutdown()
-            self._meter_provider.shutdown(timeout_millis=ms)
+            self._meter_provider.shutdown(timeout_millis=max(left_ms(), 1))
         except Exception:
             pass
         lost = self.lost()
