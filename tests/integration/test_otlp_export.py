@@ -466,3 +466,39 @@ def test_a_failing_sink_never_breaks_the_call_and_other_sinks_still_get_the_reco
     assert r.usage.total_tokens == 1500 and get_global_tracker().total_calls() == 1
     assert got == [("gpt-4o", "ctx", "gpt-4o")]
     assert sinks.active == ()
+
+
+EXIT_SCRIPT = """
+import sys, time
+sys.path.insert(0, {tests!r})
+import tokenspy
+from wire import Wire, openai_clients
+tokenspy.init(otlp={endpoint!r})
+client = openai_clients(Wire())[0]
+for _ in range(3):
+    client.chat.completions.create(model="gpt-4o", messages=[{{"role": "user", "content": "hi"}}])
+print("calls done", flush=True)
+"""  # and exits: no flush, no init() to stop the export
+
+
+def _run_script(endpoint: str, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], float]:
+    t = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", EXIT_SCRIPT.format(tests=str(TESTS), endpoint=endpoint)],
+                         capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(SRC), "OTEL_METRICS_EXPORTER": "none", **env})
+    return out, time.monotonic() - t
+
+
+def test_at_exit_the_queued_spans_are_sent(phoenix, project):
+    out, _ = _run_script(phoenix.base, {"OTEL_RESOURCE_ATTRIBUTES": f"openinference.project.name={project}"})
+    assert out.returncode == 0 and "calls done" in out.stdout, out.stderr
+    assert "not exported" not in out.stderr
+    assert len(phoenix.spans(project, expect=3)) == 3
+
+
+def test_at_exit_a_dead_collector_costs_one_line_and_a_bounded_wait():
+    out, took = _run_script(f"http://127.0.0.1:{free_port()}", {"OTEL_EXPORTER_OTLP_TIMEOUT": "2"})
+    assert out.returncode == 0 and "calls done" in out.stdout, out.stderr
+    assert "3 of 3 LLM call(s) were not exported" in out.stderr
+    assert out.stderr.count("TokenspyWarning") <= 1 and "Traceback" not in out.stderr, out.stderr
+    assert took < 20, took

@@ -56,7 +56,7 @@ DEFAULT_BASE = "http://localhost:4318"
 SCOPE = "tokenspy"
 QUEUE_SIZE = 2048  # calls waiting for the tokenspy thread; past it a call's span is dropped (counted)
 BACKOFF_MIN, BACKOFF_MAX = 5.0, 60.0  # seconds exports fail at once after a failed one
-EXIT_FLUSH_S = 5.0  # how long the exit waits for a reachable collector to take what is queued
+EXIT_FLUSH_S = 3.0  # how long exit waits for the collector to take what is queued (a dead one: not at all)
 DB_BATCH = 512
 
 # The GenAI conventions' names where tokenspy's provider names differ (tokenspy's "google" is the
@@ -363,14 +363,14 @@ class LiveExporter:
         res = resource()
         _install_quiet_filter()
         self._tracer_provider = TracerProvider(resource=res, shutdown_on_exit=False)
-        self._tracer_provider.add_span_processor(BatchSpanProcessor(
-            _GuardedSpans(OTLPSpanExporter(endpoint=target.traces, headers=headers), self.link)))
+        self._spans_out = _GuardedSpans(OTLPSpanExporter(endpoint=target.traces, headers=headers), self.link)
+        self._tracer_provider.add_span_processor(BatchSpanProcessor(self._spans_out))
         self._tracer = self._tracer_provider.get_tracer(SCOPE, __version__)
         # OTEL_METRICS_EXPORTER=none (the SDK's switch) sends spans only
+        self._metrics_out = _GuardedMetrics(OTLPMetricExporter(endpoint=target.metrics, headers=headers),
+                                            self.metrics_link)
         readers = [] if os.environ.get("OTEL_METRICS_EXPORTER", "").strip().lower() == "none" else [
-            PeriodicExportingMetricReader(
-                _GuardedMetrics(OTLPMetricExporter(endpoint=target.metrics, headers=headers), self.metrics_link),
-                export_interval_millis=export_interval_ms)]
+            PeriodicExportingMetricReader(self._metrics_out, export_interval_millis=export_interval_ms)]
         self._meter_provider = MeterProvider(resource=res, metric_readers=readers, shutdown_on_exit=False)
         meter = self._meter_provider.get_meter(SCOPE, __version__)
         self._tokens = meter.create_histogram(
@@ -477,27 +477,36 @@ class LiveExporter:
         if self.closed:
             return
         self._stopping = True
-        deadline = time.monotonic() + EXIT_FLUSH_S  # one budget for the whole close
-
-        def left_ms() -> int:
-            return int(max(deadline - time.monotonic(), 0.0) * 1000)
-
         thread = self._thread
         if thread is not None:
             self._wake.set()
             thread.join(EXIT_FLUSH_S)
         self.closed = True
         self.link.closing = self.metrics_link.closing = True  # a collector that failed last time is not waited for
-        try:
-            ok = self._tracer_provider.force_flush(left_ms())
-            ok = self._meter_provider.force_flush(left_ms()) and ok
-            if not ok:  # still trying when the budget ran out: whatever is left fails at once
-                for link in (self.link, self.metrics_link):
-                    link.down_until = max(link.down_until, 1.0)
-            self._tracer_provider.shutdown()
-            self._meter_provider.shutdown(timeout_millis=max(left_ms(), 1))
-        except Exception:
-            pass
+
+        def finish() -> None:
+            _quiet.on = True
+            try:
+                self._tracer_provider.shutdown()  # exports what is queued, then stops
+                self._meter_provider.shutdown()  # a last collection and export
+            except Exception:
+                pass
+
+        # The SDK's flush and shutdown wait for an export in progress whatever timeout they are
+        # given (an OTLP retry loop runs up to its own timeout): they run on a thread of their
+        # own, and past EXIT_FLUSH_S the exporters are shut, which ends their retries at once.
+        done = threading.Thread(target=finish, name="tokenspy-otlp-close", daemon=True)
+        done.start()
+        done.join(EXIT_FLUSH_S)
+        if done.is_alive():
+            for link in (self.link, self.metrics_link):
+                link.down_until = max(link.down_until, 1.0)  # whatever is left fails at once
+            for out in (self._spans_out, self._metrics_out):
+                try:
+                    out.shutdown()
+                except Exception:
+                    pass
+            done.join(1.0)
         lost = self.lost()
         if report and lost:
             try:
