@@ -502,3 +502,37 @@ def test_at_exit_a_dead_collector_costs_one_line_and_a_bounded_wait():
     assert "3 of 3 LLM call(s) were not exported" in out.stderr
     assert out.stderr.count("TokenspyWarning") <= 1 and "Traceback" not in out.stderr, out.stderr
     assert took < 20, took
+
+
+def test_export_of_a_large_db_shows_progress_on_a_terminal(tmp_path):
+    import pty
+
+    from tokenspy.store import write_records
+
+    db = tmp_path / "big.db"
+    now = time.time()
+    write_records(db, [CallRecord("app.step", "gpt-4o", "openai", 100 + i, 10, 0.001, 5.0, now - 3600 + i,
+                                  run_id="r1") for i in range(1500)])
+    sink = OtlpSink(keep=False)
+    primary, replica = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "tokenspy", "export", "--otlp", sink.base, "--db", str(db)],
+                              stdout=subprocess.PIPE, stderr=replica, text=True, timeout=120,
+                              env={**os.environ, "PYTHONPATH": str(SRC)})
+        os.close(replica)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(primary)
+        sink.close()
+    assert proc.returncode == 0, shown
+    assert "exported 1,500 call(s)" in proc.stdout
+    assert b"\r  1,500 / 1,500 calls (100%)" in shown
+    assert sink.span_count == 1500

@@ -214,7 +214,14 @@ class _QuietOnOurThreads(logging.Filter):
     pipeline, on its own threads, keeps its logs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not getattr(_quiet, "on", False)
+        if not getattr(_quiet, "on", False):
+            return True
+        if record.levelno >= logging.WARNING:  # the exporter's reason: what tokenspy's warning says
+            try:
+                _quiet.last = record.getMessage()[:300]
+            except Exception:
+                pass
+        return False
 
 
 _filter_installed = False
@@ -265,22 +272,41 @@ class _Link:
     def skip(self) -> bool:
         return (self.closing and self.down_until > 0) or time.monotonic() < self.down_until
 
-    def done(self, spans: int, ok: bool, reason: str = "the collector did not accept the data") -> None:
+    def skipped(self, spans: int) -> None:
+        """A batch failed at once, the collector being down: counted, the back-off unchanged."""
+        with self.lock:
+            self.failed += spans
+
+    def done(self, spans: int, ok: bool, reason: str = "") -> None:
         with self.lock:
             if ok:
                 self.sent += spans
                 self.down_until, self.backoff = 0.0, BACKOFF_MIN
                 return
             self.failed += spans
-            self.error = reason
+            self.error = reason or "the collector did not accept the data"
             self.down_until = time.monotonic() + self.backoff
             self.backoff = min(self.backoff * 2, BACKOFF_MAX)
         if self.once.take():
             from tokenspy.recorder import warn as safe_warn  # never raises, even under -W error
 
-            safe_warn(f"tokenspy: cannot export to the OpenTelemetry collector at {self.where} ({reason}); "
+            safe_warn(f"tokenspy: cannot export to the OpenTelemetry collector at {self.where} ({self.error}); "
                       "your LLM calls are unaffected, and what could not be sent is counted and reported at exit",
                       TokenspyWarning, stacklevel=1)
+
+
+def _quietly(call: Callable[[], Any]) -> tuple[Any, str]:
+    """(what ``call`` returned, or False if it raised; the reason the exporter logged, if any),
+    its logs kept back (see _QuietOnOurThreads)."""
+    was = getattr(_quiet, "on", False)
+    _quiet.on, _quiet.last = True, None
+    try:
+        result = call()
+    except Exception as exc:
+        result, _quiet.last = False, f"{type(exc).__name__}: {exc}"
+    finally:
+        _quiet.on = was
+    return result, _quiet.last or ""
 
 
 class _GuardedSpans(SpanExporter):
@@ -290,26 +316,14 @@ class _GuardedSpans(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self.link.skip():
-            self.link.done(len(spans), False, self.link.error or "skipped")
+            self.link.skipped(len(spans))
             return SpanExportResult.FAILURE
-        _quiet.on = True
-        try:
-            result = self.inner.export(spans)
-        except Exception as exc:
-            result = SpanExportResult.FAILURE
-            self.link.error = f"{type(exc).__name__}: {exc}"
-        finally:
-            _quiet.on = False
-        ok = result == SpanExportResult.SUCCESS
-        self.link.done(len(spans), ok, "the collector did not accept the spans" if not ok else "")
-        return result
+        ok, reason = _quietly(lambda: self.inner.export(spans) == SpanExportResult.SUCCESS)
+        self.link.done(len(spans), ok, reason)
+        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
     def shutdown(self) -> None:
-        _quiet.on = True
-        try:
-            self.inner.shutdown()
-        finally:
-            _quiet.on = False
+        _quietly(self.inner.shutdown)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
@@ -325,26 +339,16 @@ class _GuardedMetrics(MetricExporter):
     def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
         if self.link.skip():
             return MetricExportResult.FAILURE
-        _quiet.on = True
-        try:
-            result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
-        except Exception:
-            result = MetricExportResult.FAILURE
-        finally:
-            _quiet.on = False
-        if result != MetricExportResult.SUCCESS:
-            self.link.done(0, False, "the collector did not accept the metrics")
-        return result
+        ok, reason = _quietly(lambda: self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+                              == MetricExportResult.SUCCESS)
+        self.link.done(0, ok, reason)
+        return MetricExportResult.SUCCESS if ok else MetricExportResult.FAILURE
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         return True
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        _quiet.on = True
-        try:
-            self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)
-        finally:
-            _quiet.on = False
+        _quietly(lambda: self.inner.shutdown(timeout_millis=timeout_millis, **kwargs))
 
 
 # --------------------------------------------------------------------------- live export
@@ -527,6 +531,7 @@ def _after_fork(ref: weakref.ref[LiveExporter]) -> None:
     if exporter is not None:  # the parent's thread does not exist here: start one on first use
         exporter._thread = None
         exporter._start_lock = threading.Lock()
+        exporter._queue.clear()  # the parent's calls: the parent exports them
 
 
 # --------------------------------------------------------------------------- export of a DB
@@ -620,25 +625,26 @@ def export_db(path: str, target: Target, *, run: str | None = None, commit: str 
         res, scope = resource(), InstrumentationScope(SCOPE, __version__)
         sent = 0
         pending: list[ReadableSpan] = []
-        _quiet.on = True
+
+        def ship() -> None:
+            nonlocal sent
+            ok, reason = _quietly(lambda: exporter.export(pending) == SpanExportResult.SUCCESS)
+            if not ok:
+                raise ExportError(f"the collector at {target.traces} stopped taking spans after {sent} of {total} "
+                                  f"calls ({reason or 'export failed'}); export again to send the rest "
+                                  "(spans already sent keep their ids)")
+            sent += len(pending)
+            pending.clear()
+            if progress is not None:
+                progress(sent, total)
+
         try:
             for uid, rec in calls:
                 pending.append(db_span(rec, uid, res, scope))
-                if len(pending) >= batch or sent + len(pending) == total:
-                    if exporter.export(pending) != SpanExportResult.SUCCESS:
-                        raise ExportError(
-                            f"the collector at {target.traces} stopped taking spans after {sent} of {total} "
-                            "calls; export again to send the rest (spans already sent keep their ids)")
-                    sent += len(pending)
-                    pending.clear()
-                    if progress is not None:
-                        progress(sent, total)
+                if len(pending) >= batch:
+                    ship()
             if pending:
-                if exporter.export(pending) != SpanExportResult.SUCCESS:
-                    raise ExportError(f"the collector at {target.traces} stopped taking spans after {sent} of "
-                                      f"{total} calls; export again to send the rest")
-                sent += len(pending)
+                ship()
         finally:
-            _quiet.on = False
-            exporter.shutdown()
+            _quietly(exporter.shutdown)
         return sent
