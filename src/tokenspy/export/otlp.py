@@ -216,8 +216,8 @@ class _QuietOnOurThreads(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not getattr(_quiet, "on", False):
             return True
-        if record.levelno >= logging.WARNING:  # the exporter's reason: what tokenspy's warning says
-            try:
+        if record.levelno >= logging.WARNING and not getattr(_quiet, "last", None):
+            try:  # the exporter's first word on a failure (the cause; later ones say it gave up)
                 _quiet.last = record.getMessage()[:300]
             except Exception:
                 pass
