@@ -36,7 +36,7 @@ try:
     from opentelemetry import context as otel_context
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
     from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, PeriodicExportingMetricReader
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -375,7 +375,10 @@ class LiveExporter:
                                             self.metrics_link)
         readers = [] if os.environ.get("OTEL_METRICS_EXPORTER", "").strip().lower() == "none" else [
             PeriodicExportingMetricReader(self._metrics_out, export_interval_millis=export_interval_ms)]
-        self._meter_provider = MeterProvider(resource=res, metric_readers=readers, shutdown_on_exit=False)
+        # no exemplars: the points are recorded on tokenspy's thread, where no span is current, so the
+        # default trace-based filter would only cost its check on every point
+        self._meter_provider = MeterProvider(resource=res, metric_readers=readers, shutdown_on_exit=False,
+                                             exemplar_filter=AlwaysOffExemplarFilter())
         meter = self._meter_provider.get_meter(SCOPE, __version__)
         self._tokens = meter.create_histogram(
             "gen_ai.client.token.usage", unit="{token}", description="Number of input and output tokens used",
