@@ -392,6 +392,7 @@ class LiveExporter:
         self.calls = 0  # calls handed to the exporter
         self.spans = 0  # spans made (a span the parent's sampler dropped is not one)
         self.dropped = 0  # calls dropped because the queue was full
+        self.handled = 0  # calls the tokenspy thread is done with
         self.closed = False
         me = weakref.ref(self)
         atexit.register(_close_at_exit, me)
@@ -413,7 +414,7 @@ class LiveExporter:
         q.append((rec, captured, request_model))
         if self._thread is None:
             self._start()
-        elif was_empty:  # the thread is waiting only when the queue was empty
+        if was_empty:  # the thread is waiting only when the queue was empty
             self._wake.set()
 
     # ---- on tokenspy's thread
@@ -446,6 +447,8 @@ class LiveExporter:
                 from tokenspy.recorder import internal_error
 
                 internal_error(exc)
+            finally:
+                self.handled += 1
 
     def _emit(self, rec: CallRecord, ctx: Any, request_model: str | None) -> None:
         attrs = span_attributes(rec, request_model)
@@ -467,7 +470,8 @@ class LiveExporter:
     def flush(self, timeout: float = 10.0) -> bool:
         """Make the spans of every call sent so far and export them (tests, benchmarks)."""
         deadline = time.monotonic() + timeout
-        while self._queue and time.monotonic() < deadline:
+        sent = self.calls
+        while self.handled + self.dropped < sent and time.monotonic() < deadline:
             self._wake.set()
             time.sleep(0.005)
         left = max(deadline - time.monotonic(), 0.0)
