@@ -23,7 +23,8 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 import tokenspy  # noqa: E402
 from otlp_receiver import OtlpSink  # noqa: E402
 from tokenspy import sinks  # noqa: E402
-from tokenspy.export.otlp import LiveExporter, Target  # noqa: E402
+from tokenspy.export.otlp import Target  # noqa: E402
+from tokenspy.export.sink import LiveExporter  # noqa: E402
 from tokenspy.record import CallRecord  # noqa: E402
 from tokenspy.tracker import Tracker, set_global_tracker  # noqa: E402
 from wire import Wire, openai_clients  # noqa: E402

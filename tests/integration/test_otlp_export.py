@@ -33,8 +33,8 @@ from tokenspy.store import load_records
 from tokenspy.tracker import get_global_tracker
 
 otlp = pytest.importorskip("tokenspy.export.otlp", reason="tokenspy[otel] is not installed", exc_type=ImportError)
-
 from otlp_receiver import OtlpSink, Phoenix, free_port, phoenix_executable  # noqa: E402
+from tokenspy.export import db as db_export  # noqa: E402
 from wire import Wire, anthropic_clients, google_client, openai_clients  # noqa: E402
 
 MSG = [{"role": "user", "content": "hi"}]
@@ -262,7 +262,7 @@ def test_export_of_a_db_is_idempotent_keeps_the_rows_times_and_never_writes(phoe
     for span, rec in zip(spans, rows, strict=True):
         assert_span_is_row(span, rec)
         uid = uids[rec.timestamp]
-        trace_id, span_id = otlp.stable_ids(uid)
+        trace_id, span_id = db_export.stable_ids(uid)
         assert span["attributes"]["tokenspy.call_uid"] == uid
         assert span["context"] == {"trace_id": format(trace_id, "032x"), "span_id": format(span_id, "016x")}
     assert (hashlib.sha256(db.read_bytes()).hexdigest(), sorted(os.listdir(db.parent))) == before

@@ -37,6 +37,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     db = str(check_db_path(dbpath.find(args.db)))  # a bad path: one line, before anything else
     try:
         require_otel("tokenspy export --otlp")
+        from tokenspy.export import db as db_export
         from tokenspy.export import otlp
     except MissingExtra as exc:
         raise CLIError(str(exc)) from None
@@ -54,8 +55,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise CLIError(str(exc)) from None
     progress = _Progress() if sys.stderr.isatty() else None
     try:
-        sent = otlp.export_db(db, target, run=args.run, commit=commit, progress=progress)
-    except otlp.ExportError as exc:
+        sent = db_export.export_db(db, target, run=args.run, commit=commit, progress=progress)
+    except db_export.ExportError as exc:
         if progress is not None:
             progress.end()
         raise CLIError(str(exc)) from None

@@ -1,8 +1,9 @@
 """Export of tokenspy's records to the observability stack a team already runs.
 
-``tokenspy.export.otlp`` turns CallRecords into OpenTelemetry spans and metrics sent over
-OTLP/HTTP: live (a sink of the recorder, see ``tokenspy.sinks``) or from a DB (``tokenspy export
---otlp``). It needs the ``tokenspy[otel]`` extra and is imported only when export is asked for,
+CallRecords become OpenTelemetry spans and metrics (``tokenspy.export.otlp``: endpoints and
+attributes) sent over OTLP/HTTP (``tokenspy.export.link``): live (``tokenspy.export.sink``, a sink
+of the recorder, see ``tokenspy.sinks``) or from a DB (``tokenspy.export.db``, ``tokenspy export
+--otlp``). They need the ``tokenspy[otel]`` extra and are imported only when export is asked for,
 so that ``import tokenspy`` never loads OpenTelemetry; ``tokenspy.export.live`` starts and stops
 the live exporter for ``tokenspy.init(otlp=...)`` and the pytest plugin. This module only says
 whether the packages are there.
@@ -30,3 +31,9 @@ def require_otel(what: str = "OpenTelemetry export") -> None:
         if not found:
             raise MissingExtra(f"{what} needs the OpenTelemetry packages ({name} is not installed): {INSTALL_HINT}",
                                name=name)
+
+
+def missing(exc: ImportError) -> MissingExtra:
+    """The error a module of tokenspy.export raises when an OpenTelemetry import fails."""
+    return MissingExtra(f"OpenTelemetry export needs the OpenTelemetry packages ({exc}): {INSTALL_HINT}",
+                        name=exc.name)

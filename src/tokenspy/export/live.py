@@ -36,12 +36,12 @@ def configure(target: Any) -> Any:
     if target is None:
         stop()
         return None
-    from tokenspy.export import otlp as otel
+    from tokenspy.export.sink import LiveExporter
 
     with _lock:
         if _live is not None and _live.target == target:
             return _live
-        old, _live = _live, otel.LiveExporter(target)
+        old, _live = _live, LiveExporter(target)
         sinks.add(_live)
         new = _live
     if old is not None:
