@@ -14,15 +14,24 @@ DEFAULT_DIR = "~/.tokenspy"
 
 
 def init(persist: bool = False, persist_dir: str | os.PathLike[str] | None = None,
-         track_git: bool = False, window: int = DEFAULT_WINDOW, usage: str = "response") -> None:
+         track_git: bool = False, window: int = DEFAULT_WINDOW, usage: str = "response",
+         otlp: bool | str = False) -> None:
     """Configure tokenspy. May be called again: later calls go to the newly configured store.
 
     ``window``: with ``persist``, how many recent calls stay in memory (``stats()["calls"]``);
     totals always count every call, and older calls are read back from the DB on demand.
     ``usage``: ``"response"`` prices the usage each response reports; ``"request"`` prices what
     each request asks for, counted with the provider's tokenizer (for test suites that mock the
-    LLM: see tokenspy.usage_source)."""
+    LLM: see tokenspy.usage_source).
+    ``otlp``: send every call to an OpenTelemetry collector as a span (GenAI semantic
+    conventions) and metrics, over OTLP/HTTP from a background thread: True takes the endpoint
+    and headers from the ``OTEL_EXPORTER_OTLP_*`` variables (default http://localhost:4318), a
+    string is the collector's URL (``"http://host:4318"``). Needs ``pip install 'tokenspy[otel]'``
+    (ImportError otherwise); False stops an export started before."""
     usage_source.check(usage)  # checked first: a bad value changes nothing
+    from tokenspy.export import live
+
+    target = live.resolve(otlp)  # a bad value or missing packages raise before anything changes
     tracker = get_global_tracker()
     tracker.set_window(window)
     if usage == usage_source.REQUEST:
@@ -36,6 +45,7 @@ def init(persist: bool = False, persist_dir: str | os.PathLike[str] | None = Non
             tracker.set_persist_path(path)
     elif tracker.persist_path is not None:
         tracker.set_persist_path(None)
+    live.configure(target)
     from tokenspy.interceptor import ensure_active
 
     ensure_active()  # init() means "record": the SDKs are patched from now on

@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "tokenspy.commands.ci",
     "tokenspy.commands.budget",
     "tokenspy.commands.demo",
+    "tokenspy.commands.export",
 )
 
 

@@ -37,6 +37,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where token counts come from: response (what the response reports) or request "
                          "(counted from each request and answer: stable under mocks); default from "
                          "TOKENSPY_USAGE, [tool.tokenspy] usage, or response")
+    group.addoption("--tokenspy-otlp", nargs="?", const=True, default=None, metavar="ENDPOINT",
+                    help="also send every LLM call to an OpenTelemetry collector as a span (implies --tokenspy): "
+                         "its OTLP/HTTP URL, e.g. http://localhost:4318, or none for the OTEL_EXPORTER_OTLP_* "
+                         "variables; default from [tool.tokenspy] otlp. Needs tokenspy[otel]")
     group.addoption("--tokenspy-top", type=int, default=10, metavar="N",
                     help="tests listed in the terminal summary (default 10)")
     parser.addini("tokenspy", "record LLM costs per test (like --tokenspy)", type="bool", default=False)
@@ -77,11 +81,38 @@ def _usage(config: pytest.Config) -> str:
         raise pytest.UsageError(f"{where}: {exc}") from None
 
 
-def _db_path(config: pytest.Config) -> Path | None:
+def _otlp(config: pytest.Config) -> Any:
+    """Where to export (``tokenspy.export.otlp.Target``), from --tokenspy-otlp or
+    ``[tool.tokenspy] otlp = true | "url"``; None: no export. Bad values are usage errors."""
+    value, where = config.getoption("tokenspy_otlp"), "--tokenspy-otlp"
+    if value is None:
+        from tokenspy import pyproject
+
+        try:
+            path, table = pyproject.tool_table(config.rootpath)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        value, where = table.get("otlp"), f"{path}: [tool.tokenspy] otlp"
+        if value is None or value is False:
+            return None
+        if not (value is True or isinstance(value, str)):
+            raise pytest.UsageError(f"{where} must be true, false or the collector's URL, not {value!r}")
+    elif isinstance(value, str) and "://" not in value:  # `pytest --tokenspy-otlp tests/`
+        raise pytest.UsageError(f"--tokenspy-otlp takes the collector's URL, not {value!r}: write "
+                                "`--tokenspy-otlp=http://host:4318` or put test paths before --tokenspy-otlp")
+    from tokenspy.export import MissingExtra, live
+
+    try:
+        return live.resolve(value, where)
+    except (MissingExtra, ValueError) as exc:
+        raise pytest.UsageError(f"{where}: {exc}" if isinstance(exc, ValueError) else str(exc)) from None
+
+
+def _db_path(config: pytest.Config, wanted: bool = False) -> Path | None:
     opt = config.getoption("tokenspy")
     ini_on = config.getini("tokenspy")
     setting = _pyproject_setting(config.rootpath)
-    if opt is None and not ini_on and not setting and not config.getoption("tokenspy_baseline"):
+    if not wanted and opt is None and not ini_on and not setting and not config.getoption("tokenspy_baseline"):
         return None
     if isinstance(opt, str):
         if opt.endswith(".py") or "::" in opt or Path(opt).is_dir():
@@ -127,13 +158,15 @@ class _State:
         self.previous_run_id: str | None = None
         self.previous_git: bool = False
         self.previous_usage = "response"
+        self.otlp = False  # this plugin started the live OTLP export
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "tokenspy_budget(usd): fail the test when its LLM calls cost more than usd dollars"
     )
-    db = _db_path(config)
+    otlp = _otlp(config)
+    db = _db_path(config, wanted=otlp is not None)
     if db is None:
         # a budget marker is a test's own assertion: it holds with the plugin off too
         config.pluginmanager.register(_MarkedOnly(), "tokenspy-budgets")
@@ -163,6 +196,11 @@ def pytest_configure(config: pytest.Config) -> None:
     ts_config.track_git = True
     ts_config.usage = usage
     interceptor.ensure_active()
+    if otlp is not None:  # every process that makes calls (each xdist worker) exports its own
+        from tokenspy.export import live
+
+        live.configure(otlp)
+        state.otlp = True
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(state), "tokenspy-xdist")
     config.pluginmanager.register(_Recorder(state), "tokenspy-recorder")
@@ -367,6 +405,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     from tokenspy.config import config as ts_config
     from tokenspy.tracker import set_global_tracker
 
+    if state.otlp:  # flushed (bounded), and a line if calls could not be exported
+        from tokenspy.export import live
+
+        live.stop()
     state.tracker.close()
     set_global_tracker(state.previous_tracker)
     ts_config.run_id = state.previous_run_id or ts_config.run_id

@@ -15,7 +15,7 @@ import time
 import warnings
 from typing import Any
 
-from tokenspy import context, pricing, usage_source
+from tokenspy import context, pricing, sinks, usage_source
 from tokenspy.config import config
 from tokenspy.errors import BudgetExceededError, PricingMatrixOutdatedWarning, TokenspyWarning
 from tokenspy.gitinfo import current_sha
@@ -32,8 +32,8 @@ class BudgetWarning(UserWarning):
 class Pending:
     """One call in flight: who made it, when, and what the request asked for."""
 
-    __slots__ = ("done", "injected", "model", "options", "provider", "request", "scope", "stream", "t0",
-                 "tracker", "ts", "user")
+    __slots__ = ("done", "injected", "model", "options", "provider", "request", "scope", "sinks", "stream",
+                 "t0", "tracker", "ts", "user")
 
     def __init__(self, provider: str, model: str | None, scope: context.Scope,
                  user: context.UserFrame | None, request: usage_source.Request | None = None) -> None:
@@ -47,6 +47,8 @@ class Pending:
         self.stream = False
         self.options: Any = None  # request options the interceptor replaced
         self.tracker: Tracker | None = None  # None: the global tracker
+        # what each sink took from the request-time context (the current OTel span): tokenspy.sinks
+        self.sinks = sinks.capture() if sinks.active else None
         self.ts = time.time()
         self.t0 = time.perf_counter()
 
@@ -122,6 +124,11 @@ def finish(p: Pending, usage: Usage | tuple[int, ...] | None, model: str | None 
         s.project, source, ceiling, max_cost,
     )
     (p.tracker or get_global_tracker()).record(rec)
+    if sinks.active:
+        try:
+            sinks.send(rec, p.sinks, p.model)
+        except Exception as exc:  # an exporter's bug must not lose the record or break the call
+            internal_error(exc)
     for session in sessions:
         session._add(rec)
     error: BaseException | None = None

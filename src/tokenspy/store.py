@@ -335,6 +335,9 @@ def _record_from_row(row: sqlite3.Row) -> CallRecord:
     )
 
 
+record_from_row = _record_from_row  # a CallRecord from a row read with sqlite3.Row (tokenspy.export)
+
+
 def load_records(
     path: str | os.PathLike[str], limit: int | None = None, newest_first: bool = False,
     since_uid: str | None = None,

@@ -68,3 +68,12 @@ def test_pure_python_no_extension_sources():
     assert not [p for p in SRC.rglob("*") if p.suffix in (".c", ".cpp", ".pyx", ".so")]
     assert not (ROOT / "setup.py").exists()
     assert len((SRC / "recorder.py").read_text().splitlines()) <= 250
+
+
+def test_the_recorder_knows_exporters_only_through_sinks():
+    # an exporter is a sink of CallRecords: above the recorder, never below it
+    assert EDGES["tokenspy.sinks"] == set()
+    assert "tokenspy.sinks" in EDGES["tokenspy.recorder"]
+    assert not {m for m in reaches("tokenspy.recorder") if m.startswith("tokenspy.export")}
+    for low in ("tokenspy.record", "tokenspy.context", "tokenspy.pricing", "tokenspy.store", "tokenspy.tracker"):
+        assert not {m for m in reaches(low) if m.startswith("tokenspy.export")}, low
