@@ -57,6 +57,7 @@ class GitHubServer:
         self.state = State()
         self.log: list[Request] = []
         self.fork_mode = False
+        self.user_login: str | None = None  # None: the token is a GITHUB_TOKEN (GET /user is 403)
         self.actions_forbidden = False
         self.redirect_to: str | None = None
         self._ids = iter(range(1001, 10**9))
@@ -284,6 +285,11 @@ class GitHubServer:
             return (200, {}, blob) if blob is not None else (404, {}, {"message": "BlobNotFound"})
         if not self._authorized(req):
             return 401, {}, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}
+        if req.path == "/user" and req.method == "GET":
+            # what GitHub answers a workflow's GITHUB_TOKEN (an installation token, no user)
+            if self.user_login is None:
+                return 403, {}, FORBIDDEN
+            return 200, {}, {"login": self.user_login, "id": 99, "type": "User"}
         repo = f"/repos/{self.owner}/{self.repo}"
         if not req.path.startswith(repo):
             return 404, {}, {"message": "Not Found"}
@@ -305,7 +311,7 @@ class GitHubServer:
                 body = (req.body or {}).get("body")
                 if not isinstance(body, str) or len(body) > 65536:
                     return 422, {}, {"message": "Validation Failed", "errors": [{"field": "body"}]}
-                return 201, {}, self.add_comment(number, body, user="github-actions[bot]")
+                return 201, {}, self.add_comment(number, body, user=self.user_login or "github-actions[bot]")
         if m := re.fullmatch(r"/issues/comments/(\d+)", rest):
             cid = int(m.group(1))
             found = [c for cs in self.state.comments.values() for c in cs if c["id"] == cid]

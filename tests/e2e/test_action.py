@@ -346,3 +346,27 @@ def test_python_entry_missing_is_not_mistaken_for_a_verdict(runner, gh, tmp_path
     assert step["env"]["TOKENSPY_PYTHON"] == "${{ steps.install.outputs.python }}"
     assert proc.returncode == 3
     assert "::error title=tokenspy::the action stopped without a verdict (exit code 1)" in proc.stdout
+
+
+@pytest.mark.parametrize("token_user", [None, "release-bot"])
+def test_a_comment_someone_else_wrote_with_our_marker_is_never_taken_over(runner, gh, token_user):
+    """Anyone can start a comment with the marker: only ours (marker and the token's own login:
+    its user, or the Actions bot for GITHUB_TOKEN) is edited or deleted."""
+    gh.user_login = token_user
+    runner.pull_request()
+    planted = gh.add_comment(PR_NUMBER, MARKER + "\nplanted by someone", user="mallory")
+    _dbs(runner, current_scale=2.0)
+    result = runner.run({"baseline-db": "baseline.db", "fail-on-regression": "false"})
+    assert result.action_outputs["comment-status"] == "created"
+    assert not gh.requests("PATCH", EDIT)
+    bodies = {c["id"]: c for c in gh.comments(PR_NUMBER)}
+    assert bodies[planted["id"]]["body"] == MARKER + "\nplanted by someone"
+    mine = [c for c in bodies.values() if c["id"] != planted["id"]]
+    assert [c["user"]["login"] for c in mine] == [token_user or "github-actions[bot]"]
+    # a later run edits its own comment, still not the planted one
+    (runner.workspace / ".tokenspy/usage.db").unlink()
+    make_db(runner.workspace / ".tokenspy/usage.db", scale=3.0)
+    again = runner.run({"baseline-db": "baseline.db", "fail-on-regression": "false"})
+    assert again.action_outputs["comment-status"] == "updated"
+    [patch] = gh.requests("PATCH", EDIT)
+    assert patch.path.endswith(f"/{mine[0]['id']}")

@@ -70,6 +70,7 @@ class _Client:
     def __init__(self, s: Settings) -> None:
         self.s = s
         self._repo: Any = None
+        self._gh: Any = None
 
     def repo(self) -> Any:
         if self._repo is None:
@@ -81,8 +82,20 @@ class _Client:
             gh = Github(auth=Auth.Token(self.s.github_token) if self.s.github_token else None,
                         base_url=self.s.api_url, per_page=100, user_agent="tokenspy-action",
                         seconds_between_requests=0, seconds_between_writes=0)
+            self._gh = gh
             self._repo = gh.get_repo(self.s.repository)
         return self._repo
+
+    def login(self) -> str:
+        """Who this token comments as: its user, or for a workflow's GITHUB_TOKEN (which has
+        none: GET /user is refused) the GitHub Actions bot."""
+        from tokenspy.ci.comment import ACTIONS_BOT
+
+        self.repo()
+        try:
+            return str(self._gh.get_user().login)
+        except Exception:
+            return ACTIONS_BOT
 
 
 def _quiet_pygithub() -> None:
@@ -349,7 +362,7 @@ def _comment(s: Settings, ev: event_mod.Event, client: _Client, d: Any, out: Tex
         try:
             body = render_markdown(d, max_chars=COMMENT_MAX_CHARS, extras=extras, tag=s.comment_tag)
             result = comment.upsert(client.repo(), ev.pr_number, body, mode=s.comment,
-                                    has_changes=comment.changed(d), tag=s.comment_tag)
+                                    has_changes=comment.changed(d), tag=s.comment_tag, author=client.login())
         except UsageError:
             raise
         except Exception as exc:  # network, bad token, …: the comment is not worth failing the gate

@@ -88,8 +88,21 @@ def _message(exc: Any) -> str:
     return f"HTTP {status}: {msg}" if status is not None and msg else f"{type(exc).__name__}: {exc}"
 
 
-def upsert(repo: Any, pr_number: int, body: str, *, mode: str, has_changes: bool, tag: str = "") -> CommentResult:
-    """Create, edit or delete the sticky comment on PR ``pr_number`` of a PyGithub ``Repository``."""
+ACTIONS_BOT = "github-actions[bot]"  # who a workflow's GITHUB_TOKEN comments as
+
+
+def _author(c: Any) -> str | None:
+    user = getattr(c, "user", None)
+    return getattr(user, "login", None) if user is not None else None
+
+
+def upsert(repo: Any, pr_number: int, body: str, *, mode: str, has_changes: bool, tag: str = "",
+           author: str | None = ACTIONS_BOT) -> CommentResult:
+    """Create, edit or delete the sticky comment on PR ``pr_number`` of a PyGithub ``Repository``.
+
+    A comment is ours when it starts with our marker *and* was written by ``author`` (the
+    token's own login): anyone can post a comment that starts with the marker, and we must
+    never edit or delete theirs."""
     from github import GithubException
 
     if mode == "off":
@@ -98,7 +111,8 @@ def upsert(repo: Any, pr_number: int, body: str, *, mode: str, has_changes: bool
     body = fit_body(body, marker)
     try:
         pr = repo.get_pull(pr_number)
-        ours = [c for c in pr.get_issue_comments() if is_ours(c.body, marker)]
+        ours = [c for c in pr.get_issue_comments()
+                if is_ours(c.body, marker) and (author is None or _author(c) == author)]
         newest = ours[-1] if ours else None
         if mode == "on-change" and not has_changes:
             if newest is None:
