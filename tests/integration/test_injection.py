@@ -140,3 +140,28 @@ def test_pytest_terminal_summary_is_inert(pytester, monkeypatch):
     text = "\n".join(result.outlines)
     assert MARK in text  # the hostile model is in the summary, inside stop-commands
     check(text)
+
+
+def test_bidi_controls_are_shown_escaped_and_urls_are_not_linked(tmp_path, monkeypatch, capsys):
+    """Item 8: a name with bidi overrides is shown with them escaped in every report (Markdown,
+    text, HTML); a bare URL in a name is not turned into a link by GitHub's Markdown."""
+    from tokenspy.ci import annotate_cost_diff
+    from tokenspy.ci.markdown import render_markdown
+    from tokenspy.ci.text import render_text as diff_text
+    from tokenspy.reporting.html import render_html
+    from tokenspy.reporting.text import render_text as report_text
+
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    names = ["fn_\u202eevil\u202c_name", "see https://evil.example/x", "go www.evil.example now", "\u2066iso\u2069"]
+    cur, base = make_dbs(tmp_path, names)
+    d = annotate_cost_diff(cur, base, output=None, pyproject=False)
+    records = store.load_records(cur)
+    outputs = {"markdown": render_markdown(d), "diff text": diff_text(d), "report text": report_text(records),
+               "html": render_html(records)}
+    bidi = [chr(c) for c in (0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069)]
+    for label, text in outputs.items():
+        assert not any(c in text for c in bidi), label
+    assert "\\u202e" in outputs["markdown"] and "\\u202e" in outputs["diff text"] and "\\u202e" in outputs["html"]
+    md = outputs["markdown"]
+    assert "https://evil" not in md and "www.evil" not in md
+    assert "evil.example" in md  # still shown, as text

@@ -24,6 +24,7 @@ from tokenspy.ci.diff import EPS_USD, MIN_NOISE_RUNS
 from tokenspy.ci.model import CostDiff, DiffRow, Usage
 from tokenspy.ci.traffic import Traffic, monthly, total_monthly
 from tokenspy.ci.trend import Trend, mermaid, one_line
+from tokenspy.textsafe import BIDI
 
 STEP_SUMMARY_MAX_BYTES = 1024 * 1024
 COMMENT_MAX_CHARS = 65_000  # GitHub's comment body limit is 65,536
@@ -49,15 +50,16 @@ _NAMED_CONTROLS = {"\n": "n", "\r": "r", "\t": "t"}
 # Line terminators of GFM and of str.splitlines, every other control character and lone
 # surrogates (unencodable): shown as a visible backslash escape, so that one name can never span
 # two lines or break the UTF-8 output.
-_CONTROLS = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029, *range(0xD800, 0xE000)]
+_CONTROLS = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029, *range(0xD800, 0xE000), *sorted(BIDI)]
 for _c in _CONTROLS:
     _ch = chr(_c)
     _MD[_c] = "\\\\" + _NAMED_CONTROLS.get(_ch, f"x{_c:02x}" if _c < 0x100 else f"u{_c:04x}")
 
 
 def md(text: object) -> str:
-    """Escape any text for a Markdown table cell / paragraph (one line, inert)."""
-    return str(text).translate(_MD)
+    """Escape any text for a Markdown table cell / paragraph (one line, inert, no autolink)."""
+    # GFM links bare "scheme://…" and "www.…": a name holding one must stay text
+    return str(text).translate(_MD).replace("://", "&#58;//").replace("www.", "www&#46;")
 
 
 def _num_cell(text: str) -> str:

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from tokenspy.ci import fmt
 from tokenspy.ci.markdown import Extras, accepted_text, counts_text, headline, mode_text
 from tokenspy.ci.model import CostDiff, DiffRow
+from tokenspy.textsafe import BIDI
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _CONTROLS = {c: _NAMED.get(chr(c), f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}")
-             for c in (*range(0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029, *range(0xD800, 0xE000))}
+             for c in (*range(0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029, *range(0xD800, 0xE000), *BIDI)}
 
 
 def clean(text: object) -> str:

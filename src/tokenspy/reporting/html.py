@@ -26,6 +26,7 @@ from tokenspy.reporting.text import (
     model_cost,
     short_commit,
 )
+from tokenspy.textsafe import BIDI, visible
 
 MAX_GROUP_ROWS = 50
 # Frames thinner than this share of the whole are left out: they would be under a pixel wide,
@@ -40,8 +41,12 @@ def _asset(name: str) -> str:
     return (files("tokenspy.reporting") / "templates" / name).read_text(encoding="utf-8")
 
 
+_VISIBLE = {c: visible(c) for c in BIDI}
+
+
 def esc(value: object) -> str:
-    return escape(str(value), quote=True)
+    """HTML-escaped, bidi controls shown as escapes (a character reference would still act)."""
+    return escape(str(value).translate(_VISIBLE), quote=True)
 
 
 # --------------------------------------------------------------------------- pieces
