@@ -22,20 +22,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 import openai  # noqa: E402
-from openai import _base_client, _response, _streaming  # noqa: E402
-from openai._models import FinalRequestOptions  # noqa: E402
-from openai.types.chat import ChatCompletion  # noqa: E402
+from openai import _base_client  # noqa: E402
 
 import tokenspy  # noqa: E402
-from tokenspy.interceptor._stainless import Kinds, _sync_request  # noqa: E402
-from tokenspy.interceptor.openai import OpenAIAdapter  # noqa: E402
+from stub import stub_calls  # noqa: E402
 from tokenspy.record import CallRecord  # noqa: E402
 from tokenspy.store import Store  # noqa: E402
 from tokenspy.tracker import Tracker, get_global_tracker, set_global_tracker  # noqa: E402
-from wire import Wire, fixture_json, openai_clients  # noqa: E402
+from wire import Wire, openai_clients  # noqa: E402
 
 
 def per_call_us(fn, n: int) -> float:
@@ -46,21 +43,7 @@ def per_call_us(fn, n: int) -> float:
 
 
 def bench_stubbed(n: int = 100_000) -> None:
-    completion = ChatCompletion.model_validate(fixture_json("openai_chat.json"))
-    options = FinalRequestOptions.construct(method="post", url="/chat/completions",
-                                            json_data={"model": "gpt-4o", "messages": []})
-
-    def stub(self, cast_to, options, **kwargs):
-        return completion
-
-    kinds = Kinds((_streaming.Stream, _streaming.AsyncStream), (_response.BaseAPIResponse,))
-    wrapped = _sync_request(stub, OpenAIAdapter(), kinds)
-
-    def bare():
-        stub(None, ChatCompletion, options)
-
-    def patched():
-        wrapped(None, ChatCompletion, options)
+    bare, patched = stub_calls()
 
     with tempfile.TemporaryDirectory() as tmp:
         for label, tracker in (("in memory", Tracker()), ("persisted", Tracker(Path(tmp) / "u.db"))):

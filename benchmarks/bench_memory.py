@@ -17,17 +17,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
-from openai import _response, _streaming  # noqa: E402
-from openai._models import FinalRequestOptions  # noqa: E402
-from openai.types.chat import ChatCompletion  # noqa: E402
 
 import tokenspy  # noqa: E402
-from tokenspy.interceptor._stainless import Kinds, _sync_request  # noqa: E402
-from tokenspy.interceptor.openai import OpenAIAdapter  # noqa: E402
+from stub import stub_calls  # noqa: E402
 from tokenspy.tracker import get_global_tracker  # noqa: E402
-from wire import fixture_json  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -41,22 +36,14 @@ def main() -> None:
     ap.add_argument("--first", type=int, default=100_000)
     ap.add_argument("--trace", action="store_true", help="print the RSS every 250,000 calls too")
     args = ap.parse_args()
-    completion = ChatCompletion.model_validate(fixture_json("openai_chat.json"))
-    options = FinalRequestOptions.construct(method="post", url="/chat/completions",
-                                            json_data={"model": "gpt-4o", "messages": []})
-
-    def stub(self, cast_to, options, **kwargs):
-        return completion
-
-    kinds = Kinds((_streaming.Stream, _streaming.AsyncStream), (_response.BaseAPIResponse,))
-    request = _sync_request(stub, OpenAIAdapter(), kinds)
+    _, request = stub_calls()
     with tempfile.TemporaryDirectory() as tmp:
         tokenspy.init(persist=True, persist_dir=tmp)
         tracker = get_global_tracker()
         start = time.perf_counter()
         marks = {}
         for i in range(1, args.calls + 1):
-            request(None, ChatCompletion, options)
+            request()
             if i == args.first or i == args.calls or (args.trace and i % 250_000 == 0):
                 tracker.flush()
                 gc.collect()

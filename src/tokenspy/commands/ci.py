@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from tokenspy.commands.core import positive_int
+
 
 def _threshold_number(what: str, allow_inf: bool = False):
     def parse(text: str) -> float:
@@ -72,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--db", help="database (default: $TOKENSPY_DB, else .tokenspy/usage.db of the git work tree "
                                 "if it exists, else ~/.tokenspy/usage.db)")
     p.add_argument("--key", metavar="PATTERN", help="only the functions (else tests) matching this glob")
-    p.add_argument("--last", type=_positive_int, default=30, metavar="N", help="commits shown (default 30)")
+    p.add_argument("--last", type=positive_int, default=30, metavar="N", help="commits shown (default 30)")
     p.add_argument("--usage", choices=("request", "response"), default=None,
                    help="the rows of this usage source only")
     p.set_defaults(handler=cmd_trend)
@@ -141,16 +143,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
         raise CLIError(str(exc)) from None
     return _run(compare_commits, args.db or default_db(), args.rev1, args.rev2, repo=args.repo, **kwargs)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
 
 
 def cmd_trend(args: argparse.Namespace) -> int:

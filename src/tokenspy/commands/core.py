@@ -21,7 +21,7 @@ def _db(args: argparse.Namespace) -> str:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("history", help="the most recent calls stored in a DB")
-    p.add_argument("--limit", type=_positive_int, default=20, help="how many calls (default 20)")
+    p.add_argument("--limit", type=positive_int, default=20, help="how many calls (default 20)")
     p.add_argument("--db", help=DB_HELP)
     p.set_defaults(handler=cmd_history)
 
@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_report)
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
