@@ -30,7 +30,7 @@ from openai._models import FinalRequestOptions  # noqa: E402
 from openai.types.chat import ChatCompletion  # noqa: E402
 
 import tokenspy  # noqa: E402
-from tokenspy.interceptor._stainless import Kinds, _sync_request  # noqa: E402
+from tokenspy.interceptor._stainless import Kinds, _sync_process, _sync_request  # noqa: E402
 from tokenspy.interceptor.openai import OpenAIAdapter  # noqa: E402
 from tokenspy.record import CallRecord  # noqa: E402
 from tokenspy.store import Store  # noqa: E402
@@ -50,14 +50,19 @@ def bench_stubbed(n: int = 100_000) -> None:
     options = FinalRequestOptions.construct(method="post", url="/chat/completions",
                                             json_data={"model": "gpt-4o", "messages": []})
 
-    def stub(self, cast_to, options, **kwargs):
+    def process_raw(self, **kwargs):  # the SDK's _process_response, for one HTTP response
         return completion
+
+    process = _sync_process(process_raw)  # where tokenspy records the response
+
+    def stub(self, cast_to, options, **kwargs):  # the SDK's request() with the patch inside it
+        return process(self, cast_to=cast_to, options=options, response=None, stream=False, stream_cls=None)
 
     kinds = Kinds((_streaming.Stream, _streaming.AsyncStream), (_response.BaseAPIResponse,))
     wrapped = _sync_request(stub, OpenAIAdapter(), kinds)
 
     def bare():
-        stub(None, ChatCompletion, options)
+        process_raw(None, cast_to=ChatCompletion, options=options, response=None, stream=False, stream_cls=None)
 
     def patched():
         wrapped(None, ChatCompletion, options)

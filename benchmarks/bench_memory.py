@@ -24,7 +24,7 @@ from openai._models import FinalRequestOptions  # noqa: E402
 from openai.types.chat import ChatCompletion  # noqa: E402
 
 import tokenspy  # noqa: E402
-from tokenspy.interceptor._stainless import Kinds, _sync_request  # noqa: E402
+from tokenspy.interceptor._stainless import Kinds, _sync_process, _sync_request  # noqa: E402
 from tokenspy.interceptor.openai import OpenAIAdapter  # noqa: E402
 from tokenspy.tracker import get_global_tracker  # noqa: E402
 from wire import fixture_json  # noqa: E402
@@ -45,8 +45,13 @@ def main() -> None:
     options = FinalRequestOptions.construct(method="post", url="/chat/completions",
                                             json_data={"model": "gpt-4o", "messages": []})
 
-    def stub(self, cast_to, options, **kwargs):
+    def process_raw(self, **kwargs):  # the SDK's _process_response, for one HTTP response
         return completion
+
+    process = _sync_process(process_raw)  # where tokenspy records the response
+
+    def stub(self, cast_to, options, **kwargs):  # the SDK's request() with the patch inside it
+        return process(self, cast_to=cast_to, options=options, response=None, stream=False, stream_cls=None)
 
     kinds = Kinds((_streaming.Stream, _streaming.AsyncStream), (_response.BaseAPIResponse,))
     request = _sync_request(stub, OpenAIAdapter(), kinds)
