@@ -222,6 +222,17 @@ def test_async_parse_that_raises_keeps_its_row(wire, oai, active, fresh_tracker)
     assert len(fresh_tracker.records()) == 1
 
 
+def test_anthropic_parse_with_output_that_does_not_validate_keeps_its_row(wire, active, fresh_tracker):
+    body = fixture_json("anthropic_message.json")
+    body["content"] = [{"type": "text", "text": '{"not_the_answer": 1}'}]
+    wire.overrides["/messages"] = body
+    with pytest.raises(pydantic.ValidationError):
+        anthropic_clients(wire)[0].messages.parse(model="claude-sonnet-4-5", max_tokens=10, messages=MSG,
+                                                  output_format=Answer)
+    (rec,) = fresh_tracker.records()
+    assert rec.output_tokens == body["usage"]["output_tokens"]
+
+
 def test_anthropic_middleware_that_resends_makes_one_row_per_http_call(wire, active, fresh_tracker):
     def fallback(request: Any, call_next: Any) -> Any:
         first = call_next(request)
