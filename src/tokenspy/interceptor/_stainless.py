@@ -3,7 +3,10 @@
 Every HTTP call of these SDKs, whatever public helper started it (``create``, ``parse``,
 ``stream()``, ``with_raw_response``, ``with_streaming_response``, clients built before
 activation), goes through ``SyncAPIClient.request`` / ``AsyncAPIClient.request``. We start the
-call there and look at what it returns:
+call there (its caller, its request) and look at each successful HTTP response it processes
+(``_process_response``: once per response, so middleware that sends again inside one
+``request()`` makes a row per HTTP call; a ``parse()`` post-parser that raises after a billed
+200 is watched so that the row is made before it runs):
 
 - a parsed model: its ``usage`` is read and the call recorded;
 - a ``Stream``/``AsyncStream``: the call is recorded when the stream ends, is closed, or is
