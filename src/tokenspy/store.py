@@ -498,14 +498,20 @@ class Store:
                     rollup.roll_up(conn)
         except (sqlite3.Error, OSError):
             raise
-        except Exception:  # OverflowError & co: find the rows at fault, keep the others
-            good = [r for r in batch if _storable(r)]
-            self._warn("row", f"tokenspy: {len(batch) - len(good)} call(s) had values SQLite cannot store "
-                              f"(dropped from {self.path})")
+        except Exception:  # OverflowError & co (refused before anything is written): row by row
+            dropped = 0
             with transaction(conn):
-                _insert(conn, good)
+                for r in batch:
+                    try:
+                        _insert(conn, [r])
+                    except (sqlite3.Error, OSError):
+                        raise
+                    except Exception:
+                        dropped += 1
                 if roll:
                     rollup.roll_up(conn)
+            self._warn("row", f"tokenspy: {dropped} call(s) had values SQLite cannot store (not written to "
+                              f"{self.path}); writing the others")
         self._unrolled = 0 if roll else self._unrolled + len(batch)
 
     def _connection(self, deadline: float | None) -> sqlite3.Connection:
@@ -576,13 +582,6 @@ class Store:
         self._queue = deque()
         self._unrolled = 0
         self._inflight = 0
-
-
-def _storable(r: CallRecord) -> bool:
-    """Whether SQLite can hold every number of the record (64-bit ints)."""
-    ints = (r.input_tokens, r.output_tokens, r.cached_input_tokens, r.cache_write_tokens, r.reasoning_tokens,
-            r.source_line, r.max_output_tokens)
-    return all(v is None or (isinstance(v, (int, float)) and -(2**63) <= v < 2**63) for v in ints)
 
 
 def flush_all() -> None:
