@@ -54,14 +54,15 @@ def run_python(code: str, *, timeout: float = 60,
 
 
 def test_unpriced_model_under_error_filter_returns_the_result_and_keeps_the_row(wire, oai, active, fresh_tracker):
-    wire.overrides["/chat/completions"] = {**fixture_json("openai_chat.json"), "model": "claude-test-unpriced"}
+    body = fixture_json("openai_chat.json")
+    del body["model"]  # the request's model is the call's
+    wire.overrides["/chat/completions"] = body
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        first = oai[0].chat.completions.create(model="claude-test-unpriced", messages=MSG)
-        second = oai[0].chat.completions.create(model="claude-test-unpriced", messages=MSG)
-    assert first.model == second.model == "claude-test-unpriced"
+        for model in ("claude-test-unpriced", "claude-test-unpriced", "another-unpriced"):
+            oai[0].chat.completions.create(model=model, messages=MSG)
     recs = fresh_tracker.records()
-    assert [(r.model, r.priced) for r in recs] == [("claude-test-unpriced", False)] * 2
+    assert [(r.model, r.priced) for r in recs] == [("claude-test-unpriced", False)] * 2 + [("another-unpriced", False)]
 
 
 def test_internal_error_warning_under_error_filter_does_not_reach_the_user(wire, oai, active, fresh_tracker,
