@@ -50,9 +50,9 @@ TEST_DEPS = (
     "inline-snapshot", "hypothesis", "rich", "opentelemetry-sdk", "http-snapshot[httpx]", "trio",
     "Pillow", "nest_asyncio", "pytest-mock", "aiohttp", "packaging", "importlib-metadata",
     "griffe", "pandas", "numpy", "mcp", "google-auth", "tenacity",
-    # openai's extras its tests exercise: realtime (websockets < 16: newer ones deprecate what
-    # it uses, an error under the suite's filterwarnings = error) and bedrock
-    "websockets>=13,<16", "botocore",
+    # the extras their tests exercise: realtime (websockets < 16: newer ones deprecate what
+    # it uses, an error under the suite's filterwarnings = error) and bedrock (both SDKs)
+    "websockets>=13,<16", "botocore", "boto3",
 )
 
 SITECUSTOMIZE = '''\

@@ -441,3 +441,35 @@ def test_stats_over_many_persisted_records_reads_running_totals_not_rows(tmp_pat
     assert len(out["calls"]) == window and not out["calls_complete"]
     assert peak < 2_000_000  # the window's dicts, not 50,000 rows
     tracker.close()
+
+
+# ------------------------------------------------------------------ 1. the process stays as it was
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_git_tagging_reads_the_sha_without_importing_gitpython(tmp_path, packed):
+    """GitPython's import fills typing's cache with its own ``List[Union[...]]`` orders, which
+    equal ones made later then share: the google-genai suite's schema tests saw it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "f").write_text("x")
+    git("add", "f")
+    git("commit", "-qm", "one")
+    if packed:
+        git("pack-refs", "--all")
+    head = git("rev-parse", "HEAD")
+    proc = run_python(f"""
+        import os, sys, typing
+        os.chdir({str(tmp_path)!r})
+        from tokenspy import recorder
+        from tokenspy.config import config
+        from tokenspy.tracker import get_global_tracker
+        config.track_git = True
+        recorder.finish(recorder.begin("openai", "gpt-4o"), (1, 1))
+        print(get_global_tracker().records()[0].git_commit, "git" in sys.modules)
+        print(typing.List[int | str | float | bool].__args__)
+    """)
+    assert proc.stdout.splitlines() == [f"{head} False", "(int | str | float | bool,)"], proc.stderr
