@@ -406,7 +406,12 @@ def test_exit_with_the_db_locked_is_bounded_and_says_what_was_not_written(tmp_pa
 # ------------------------------------------------------------------ 13. bounded caches, stats()
 
 
-def test_caches_that_grow_with_distinct_inputs_are_bounded(active, fresh_tracker):
+def test_caches_that_grow_with_distinct_inputs_are_bounded(active, fresh_tracker, monkeypatch):
+    # this test's own caches: full ones would silence the warnings of the tests after it
+    monkeypatch.setattr(context, "_code_cache", {})
+    monkeypatch.setattr(pricing, "_memo", {})
+    monkeypatch.setattr(pricing, "_warned", set())
+    monkeypatch.setattr(recorder, "_unpriced_warned", set())
     namespace: dict[str, Any] = {}
     source = "\n".join(f"def f{i}():\n    return user_frame(1)" for i in range(context.CODE_CACHE_MAX + 500))
     exec(compile(source, "generated.py", "exec"), {"user_frame": context.user_frame, "__name__": "gen"}, namespace)
