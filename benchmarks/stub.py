@@ -9,7 +9,7 @@ from openai import _response, _streaming
 from openai._models import FinalRequestOptions
 from openai.types.chat import ChatCompletion
 
-from tokenspy.interceptor._stainless import Kinds, _sync_request
+from tokenspy.interceptor._stainless import Kinds, _sync_process, _sync_request
 from tokenspy.interceptor.openai import OpenAIAdapter
 from wire import fixture_json
 
@@ -20,14 +20,19 @@ def stub_calls() -> tuple[Callable[[], None], Callable[[], None]]:
     options = FinalRequestOptions.construct(method="post", url="/chat/completions",
                                             json_data={"model": "gpt-4o", "messages": []})
 
-    def stub(self, cast_to, options, **kwargs):
+    def process_raw(self, **kwargs):  # the SDK's _process_response, for one HTTP response
         return completion
+
+    process = _sync_process(process_raw)  # where tokenspy records the response
+
+    def stub(self, cast_to, options, **kwargs):  # the SDK's request() with the patch inside it
+        return process(self, cast_to=cast_to, options=options, response=None, stream=False, stream_cls=None)
 
     kinds = Kinds((_streaming.Stream, _streaming.AsyncStream), (_response.BaseAPIResponse,))
     wrapped = _sync_request(stub, OpenAIAdapter(), kinds)
 
     def bare() -> None:
-        stub(None, ChatCompletion, options)
+        process_raw(None, cast_to=ChatCompletion, options=options, response=None, stream=False, stream_cls=None)
 
     def patched() -> None:
         wrapped(None, ChatCompletion, options)

@@ -77,7 +77,7 @@ class Wire:
                 include = (body.get("stream_options") or {}).get("include_usage")
                 if not include:  # the real API sends the usage chunk only when asked
                     events = [e for e in events if '"usage"' not in e]
-                return sse(events)
+                return sse(_usage_null(events) if include else events)
             data = fixture_json("openai_chat.json")
             if body.get("model"):
                 data["model"] = body["model"]
@@ -111,6 +111,17 @@ def sse(events: list[str]) -> httpx2.Response:
     )
 
 
+def _usage_null(events: list[str]) -> list[str]:
+    """What the real API does when asked for usage: every other chunk has ``"usage": null``."""
+    out = []
+    for event in events:
+        if event.startswith("data: {") and '"usage"' not in event:
+            data = json.loads(event[len("data: "):])
+            event = "data: " + json.dumps({**data, "usage": None}) + "\n\n"
+        out.append(event)
+    return out
+
+
 def _completion_stream(body: dict[str, Any]) -> list[str]:
     base = fixture_json("openai_completions.json")
     chunk = {k: base[k] for k in ("id", "object", "created", "model")}
@@ -122,6 +133,7 @@ def _completion_stream(body: dict[str, Any]) -> list[str]:
         )
     if (body.get("stream_options") or {}).get("include_usage"):
         events.append("data: " + json.dumps({**chunk, "choices": [], "usage": base["usage"]}) + "\n\n")
+        events = _usage_null(events)
     events.append("data: [DONE]\n\n")
     return events
 

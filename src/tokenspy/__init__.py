@@ -2,6 +2,11 @@
 
 Heavy pieces (SDK patches, pricing data, git, the CI chain, reports) load on first use, so that
 ``import tokenspy`` stays cheap.
+
+PYTEST_DONT_REWRITE: pytest marks the packages of every pytest11 distribution for assertion
+rewriting; an app (or sitecustomize) that imported tokenspy before pytest started would get a
+PytestAssertRewriteWarning, an error under ``filterwarnings = error``. tokenspy has no test
+assertions to rewrite.
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ from tokenspy.session import Session, session
 from tokenspy.version import __version__ as __version__
 
 if TYPE_CHECKING:
-    from tokenspy.api import init, report, reset, stats
+    from tokenspy.api import flush, init, report, reset, stats
     from tokenspy.toll import CostReporter, SQLiteStore, set_reporter, set_store, track_costs
 
 
 _LAZY = {
+    "flush": "tokenspy.api",
     "init": "tokenspy.api",
     "report": "tokenspy.api",
     "reset": "tokenspy.api",
@@ -40,6 +46,7 @@ __all__ = [
     "PricingMatrixOutdatedWarning",
     "SQLiteStore",
     "Session",
+    "flush",
     "init",
     "profile",
     "report",

@@ -61,6 +61,18 @@ def stats() -> dict[str, Any]:
     return get_global_tracker().summary()
 
 
+def flush() -> None:
+    """Write every call recorded so far to the DB now (with persistence; otherwise a no-op).
+
+    Calls are written by a background thread about once a second and at normal interpreter exit.
+    Call this before an exit that skips both: ``os._exit`` (a forked child's usual end), a
+    process killed by a signal, or a daemon thread still making calls at exit."""
+    from tokenspy.store import flush_all
+
+    get_global_tracker().flush()
+    flush_all()
+
+
 def reset() -> None:
     """Clear the in-memory records of the global tracker (the SQLite DB keeps its rows)."""
     get_global_tracker().reset()

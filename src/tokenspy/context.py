@@ -121,6 +121,12 @@ model_override = ScopeField("model_override")
 suppressed = ScopeField("suppressed")
 
 
+# The test pytest is running in this process and its collectors (set by the pytest plugin while
+# a test phase runs; pytest runs one test at a time per process): the fallback of a call whose
+# context has no test, made in a worker thread or a fresh ``contextvars.Context()``.
+running_test: tuple[TestContext, tuple[Callable[[CallRecord], BaseException | None], ...]] | None = None
+
+
 # The caller of an unprofiled call: (module.qualname, file, first line).
 UserFrame = tuple[str, "str | None", int]
 

@@ -47,3 +47,15 @@ class TokenizerUnavailableWarning(TokenspyWarning):
 
     Issued once per encoding and process; the affected counts come back with ``exact=False``.
     """
+
+
+def safe_warn(message: str, category: type[Warning], stacklevel: int = 1) -> None:
+    """``warnings.warn`` that never raises: tokenspy warns from inside the user's calls, its
+    writer thread and exit handlers, where a filter that turns warnings into errors (``-W error``,
+    ``filterwarnings = error``) must not break the call, kill the thread or lose rows."""
+    import warnings
+
+    try:
+        warnings.warn(message, category, stacklevel=stacklevel + 1)
+    except Exception:
+        pass

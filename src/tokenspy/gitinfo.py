@@ -57,16 +57,52 @@ def _common_dir(gitdir: Path) -> Path:
 
 
 def _read_sha(start: Path) -> str | None:
-    try:
-        import git  # GitPython, imported only when git tagging is on
+    """HEAD's SHA, read from the repository's files (HEAD, the loose ref, packed-refs).
 
-        repo = git.Repo(start, search_parent_directories=True)
-        try:
-            return repo.head.commit.hexsha
-        finally:
-            repo.close()
-    except Exception:  # no repo, no commits yet, no git binary: the SHA is just unknown
+    Not through GitPython: this runs inside the user's first call, and importing GitPython
+    there changes the process (its annotations fill typing's cache, which hands an equal
+    ``List[Union[...]]`` of another order to later code: the google-genai suite's schema tests
+    then see their types in GitPython's order). Layouts the files do not answer (reftable)
+    ask ``git rev-parse``."""
+    gitdir = _find_gitdir(start)
+    if gitdir is None:
         return None
+    try:
+        target = (gitdir / "HEAD").read_text().strip()
+        for _ in range(5):  # HEAD -> refs/heads/x (-> a symbolic ref, rarely)
+            if not target.startswith("ref:"):
+                return target if _is_sha(target) else None
+            target = _resolve_ref(gitdir, target[4:].strip()) or ""
+    except OSError:
+        pass
+    from tokenspy.gitstate import _git
+
+    out = _git(str(start), "rev-parse", "--verify", "-q", "HEAD")
+    sha = out.decode().strip() if out else ""
+    return sha if _is_sha(sha) else None
+
+
+def _is_sha(text: str) -> bool:
+    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
+
+
+def _resolve_ref(gitdir: Path, ref: str) -> str | None:
+    """The content of a loose ref, else its SHA in packed-refs, else None."""
+    common = _common_dir(gitdir)
+    for base in (gitdir, common):
+        try:
+            return (base / ref).read_text().strip()
+        except OSError:
+            continue
+    try:
+        packed = (common / "packed-refs").read_text()
+    except OSError:
+        return None
+    for line in packed.splitlines():
+        sha, _, name = line.partition(" ")
+        if name == ref and not line.startswith(("#", "^")):
+            return sha
+    return None
 
 
 def current_sha(cwd: str | os.PathLike[str] | None = None) -> str | None:

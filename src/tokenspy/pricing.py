@@ -275,7 +275,7 @@ def calculate(
     """
     price = lookup(model, provider)
     if price is None:
-        if model not in _warned:
+        if model not in _warned and len(_warned) < MEMO_MAX:  # bounded: one entry per model name
             _warned.add(model)
             warnings.warn(
                 f"no price known for model {model!r}; its tokens are recorded with cost $0. "

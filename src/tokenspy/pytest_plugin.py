@@ -243,11 +243,15 @@ class _Budgets:
         def collect(rec: Any) -> None:
             costs[nodeid] = costs.get(nodeid, 0.0) + rec.cost_usd
 
-        test_token = context.current_test.set(TestContext(nodeid, source, line, phase))
+        test = TestContext(nodeid, source, line, phase)
+        test_token = context.current_test.set(test)
         collect_token = context.collectors.set((*context.collectors.get(), collect))
+        # calls in the test's worker threads (their context has no test) fall back to this
+        previous, context.running_test = context.running_test, (test, (collect,))
         try:
             return (yield)
         finally:
+            context.running_test = previous
             context.collectors.reset(collect_token)
             context.current_test.reset(test_token)
 
@@ -364,15 +368,13 @@ _GATE_REPORT = pytest.StashKey[str]()
 def _write_run(state: _State) -> None:
     """The run's row in ``runs``, also for a run without LLM calls: that is a run of $0 (the PR
     that removed the last call), not a missing one."""
-    import warnings
-
     from tokenspy import store
-    from tokenspy.errors import TokenspyWarning
+    from tokenspy.errors import TokenspyWarning, safe_warn
 
     try:
         store.write_run(state.db, state.run_id, state.git, state.started_at, time.time())
     except Exception as exc:  # an unwritable DB: the calls already warned; the tests still count
-        warnings.warn(f"tokenspy: cannot record the run in {state.db} ({exc})", TokenspyWarning, stacklevel=1)
+        safe_warn(f"tokenspy: cannot record the run in {state.db} ({exc})", TokenspyWarning)
 
 
 def _gate(config: pytest.Config, state: _State, baseline: str) -> str:

@@ -86,6 +86,8 @@ class CallRecord:
     cached_input_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    # False: cost_usd (0) is not the call's cost: no price is known for the model, or the
+    # response reported token counts that are not sane (clamped by clean_usage)
     priced: bool = True
     test_id: str | None = None
     source_file: str | None = None

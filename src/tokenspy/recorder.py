@@ -10,19 +10,22 @@ invocations. Nothing here may break the user's call: see ``internal_error`` and 
 
 from __future__ import annotations
 
+import math
 import sys
 import time
-import warnings
 from typing import Any
 
 from tokenspy import context, pricing, sinks, usage_source
 from tokenspy.config import config
-from tokenspy.errors import BudgetExceededError, PricingMatrixOutdatedWarning, TokenspyWarning
+from tokenspy.errors import BudgetExceededError, PricingMatrixOutdatedWarning, TokenspyWarning, safe_warn
 from tokenspy.gitinfo import current_sha
 from tokenspy.record import CallRecord, Usage, clean_usage
 from tokenspy.tracker import Tracker, get_global_tracker
 
 __all__ = ["BudgetWarning", "Pending", "Usage", "begin", "finish", "internal_error", "raise_budget"]
+
+
+UNKNOWN_MODEL = "unknown"  # neither the response nor the request named a model
 
 
 class BudgetWarning(UserWarning):
@@ -52,6 +55,12 @@ class Pending:
         self.ts = time.time()
         self.t0 = time.perf_counter()
 
+    def again(self) -> Pending:
+        """The same call sent again (middleware that resends inside one request): a row of its own."""
+        p = Pending(self.provider, self.model, self.scope, self.user, self.request)
+        p.injected, p.stream, p.options, p.tracker = self.injected, self.stream, self.options, self.tracker
+        return p
+
 
 def request_mode() -> bool:
     """Whether calls are counted from their requests (interceptors then pass ``request``)."""
@@ -68,6 +77,10 @@ def begin(provider: str, model: str | None, depth: int = 2,
     s = context.scope.get()
     if s.suppressed:
         return None
+    running = context.running_test
+    if running is not None and s.current_test is None:
+        # a worker thread or a fresh Context() during a test: the process's running test
+        s = s._replace(current_test=running[0], collectors=(*s.collectors, *running[1]))
     # Only a call made outside every profiled function needs its caller found on the stack.
     user = None if s.frames else context.user_frame(depth)
     p = Pending(provider, model, s, user, request if request_mode() else None)
@@ -100,20 +113,23 @@ def finish(p: Pending, usage: Usage | tuple[int, ...] | None, model: str | None 
         except Exception as exc:  # counted from the response instead, and said once
             internal_error(exc)
     u, changed = clean_usage(usage)
-    if changed:
+    if changed:  # recorded, clamped, with priced=False: its cost is not known
         warn(f"tokenspy: {p.provider} reported token counts that are not sane ({usage!r}); "
-             "recorded as clamped to 0..10**12", TokenspyWarning)
+             "recorded as clamped to 0..10**12 with cost 0 and priced=False", TokenspyWarning)
     s = p.scope
-    model = s.model_override or model or p.model or "unknown"
-    price = pricing.lookup(model, p.provider) if priceable else None
+    # the model the response names, else the request's; "unknown" only when neither says
+    model = s.model_override or model or p.model or UNKNOWN_MODEL
+    price = pricing.lookup(model, p.provider) if priceable and not changed else None
     cost, max_cost = 0.0, None
     if price is None:
-        if model != "unknown":
+        if model != UNKNOWN_MODEL and not changed:
             _warn_unpriced(model, p, priceable)
     else:
         cost = price.cost(*u, timestamp=p.ts)
         if ceiling is not None:
             max_cost = price.cost(u.input_tokens, max(ceiling, u.output_tokens), timestamp=p.ts)
+        if not (math.isfinite(cost) and (max_cost is None or math.isfinite(max_cost))):
+            price, cost, max_cost = None, 0.0, None  # a price table that yields NaN/inf
     name, source_file, line, stack = _attribution(p)
     sessions = s.sessions
     rec = CallRecord(
@@ -187,9 +203,9 @@ def warn(message: str, category: type[Warning], stacklevel: int | None = None) -
     try:
         if stacklevel is None:
             stacklevel = _user_stacklevel()
-        warnings.warn(message, category, stacklevel=stacklevel + 1)
     except Exception:
-        pass
+        stacklevel = 1
+    safe_warn(message, category, stacklevel + 1)
 
 
 def _user_stacklevel() -> int:

@@ -11,24 +11,25 @@ never written or created (see ``open_readonly``).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import json
 import os
 import shutil
 import sqlite3
+import sys
 import tempfile
 import threading
 import time
 import uuid
-import warnings
 import weakref
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
 from tokenspy import rollup, runs
-from tokenspy.errors import TokenspyWarning
+from tokenspy.errors import TokenspyWarning, safe_warn
 from tokenspy.gitstate import GitState
 from tokenspy.record import CallRecord
 
@@ -468,6 +469,9 @@ def write_run(path: str | os.PathLike[str], run_id: str, git: GitState, started_
 _live_stores: weakref.WeakSet[Store] = weakref.WeakSet()
 _RETRYABLE = ("locked", "busy")
 WRITE_TIMEOUT = 10.0  # seconds a batch waits for another writer's lock before retrying later
+# Seconds interpreter exit waits for the last rows (a lock held on the DB across exit would
+# otherwise hold exit for WRITE_TIMEOUT and more); what is left is counted in a warning.
+EXIT_TIMEOUT = 2.0
 MAX_PENDING = 1_000_000  # beyond this, a DB that stays locked costs records, not memory
 # Rows a Store writes between two roll-ups (tokenspy.rollup); it also rolls up at close. Rows
 # not rolled up yet are read raw by the diff, so nothing depends on it but speed.
@@ -491,6 +495,8 @@ class Store:
         self._broken = False
         self._warned: set[str] = set()
         self._unrolled = 0  # rows written since this Store last rolled up
+        self._inflight = 0  # rows of the batch being written
+        self._ident: tuple[int, int] | None = None  # (device, inode) of the file _conn has open
         _live_stores.add(self)
 
     def add(self, rec: CallRecord) -> None:
@@ -517,21 +523,32 @@ class Store:
             if stop.is_set():  # closed (stop is set before the wake)
                 return
             if self._queue:
-                self._flush(final=False)
+                try:
+                    self._flush(final=False)
+                except Exception as exc:  # the writer must outlive any surprise: rows keep coming
+                    self._warn("writer", f"tokenspy: the DB writer hit {type(exc).__name__}: {exc}")
 
     def _warn(self, key: str, message: str) -> None:
         if key not in self._warned:
             self._warned.add(key)
-            warnings.warn(message, TokenspyWarning, stacklevel=2)
+            safe_warn(message, TokenspyWarning, stacklevel=2)
 
     def flush(self) -> None:
         """Write everything queued so far. Never raises: problems warn once."""
         self._flush(final=False)
 
-    def _flush(self, final: bool) -> None:
+    def _flush(self, final: bool, deadline: float | None = None) -> None:
         """Write the queue in one transaction; roll up in it once ROLLUP_EVERY rows were written
-        since the last roll-up, and always when ``final`` (close)."""
-        with self._lock:
+        since the last roll-up, and always when ``final`` (close). With a ``deadline``
+        (``time.monotonic()``, at exit) a lock is waited for until then only, and the rows not
+        written are counted in a warning instead of kept."""
+        if deadline is None:
+            self._lock.acquire()
+        elif not self._lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+            # the writer thread is stuck on a lock held by another process
+            self._lost(len(self._queue) + self._inflight)
+            return
+        try:
             q = self._queue
             if not q and not (final and self._unrolled):
                 return
@@ -540,18 +557,16 @@ class Store:
                 return
             pop = q.popleft
             batch = [pop() for _ in range(len(q))]
+            self._inflight = len(batch)
             try:
-                if self._conn is None:
-                    self._conn = open_writable(self.path, WRITE_TIMEOUT)
-                roll = final or self._unrolled + len(batch) >= ROLLUP_EVERY
-                with transaction(self._conn):
-                    _insert(self._conn, batch)
-                    if roll:
-                        rollup.roll_up(self._conn)
-                self._unrolled = 0 if roll else self._unrolled + len(batch)
+                self._write(batch, final, deadline)
             except (sqlite3.Error, OSError, DBError) as exc:
                 text = str(exc)
                 if isinstance(exc, sqlite3.OperationalError) and any(w in text for w in _RETRYABLE):
+                    if deadline is not None:
+                        self._lost(len(batch) + len(q))
+                        q.clear()
+                        return
                     if len(q) + len(batch) <= MAX_PENDING:
                         q.extendleft(reversed(batch))
                     self._warn("locked", f"tokenspy: {self.path} is locked ({text}); will retry")
@@ -563,6 +578,64 @@ class Store:
                         "broken",
                         f"tokenspy: cannot write to {self.path} ({text}); calls are kept in memory only",
                     )
+        finally:
+            self._inflight = 0
+            self._lock.release()
+
+    def _write(self, batch: list[CallRecord], final: bool, deadline: float | None) -> None:
+        """Insert a batch (and roll up); a row that cannot be stored (a value SQLite refuses,
+        e.g. an int beyond 64 bits in a record made by hand) is dropped, not the batch."""
+        conn = self._connection(deadline)
+        roll = final or self._unrolled + len(batch) >= ROLLUP_EVERY
+        try:
+            with transaction(conn):
+                _insert(conn, batch)
+                if roll:
+                    rollup.roll_up(conn)
+        except (sqlite3.Error, OSError):
+            raise
+        except Exception:  # OverflowError & co (refused before anything is written): row by row
+            dropped = 0
+            with transaction(conn):
+                for r in batch:
+                    try:
+                        _insert(conn, [r])
+                    except (sqlite3.Error, OSError):
+                        raise
+                    except Exception:
+                        dropped += 1
+                if roll:
+                    rollup.roll_up(conn)
+            self._warn("row", f"tokenspy: {dropped} call(s) had values SQLite cannot store (not written to "
+                              f"{self.path}); writing the others")
+        self._unrolled = 0 if roll else self._unrolled + len(batch)
+
+    def _connection(self, deadline: float | None) -> sqlite3.Connection:
+        """The open connection, re-opened when the file was deleted or replaced since (writes
+        to the old inode would be lost without a word)."""
+        conn = self._conn
+        try:
+            st = os.stat(self.path)
+            ident: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except OSError:
+            ident = None
+        if conn is not None and ident != self._ident:
+            self._close_conn()
+            conn = None
+            self._warn("moved", f"tokenspy: {self.path} was deleted or replaced while in use; writing to "
+                                f"the file now at that path")
+        if conn is None:
+            timeout = WRITE_TIMEOUT if deadline is None else max(deadline - time.monotonic(), 0.05)
+            conn = self._conn = open_writable(self.path, timeout)
+            st = os.stat(self.path)
+            self._ident = (st.st_dev, st.st_ino)
+        elif deadline is not None:
+            conn.execute(f"PRAGMA busy_timeout = {int(max(deadline - time.monotonic(), 0.05) * 1000)}")
+        return conn
+
+    def _lost(self, n: int) -> None:
+        if n:
+            self._warn("exit", f"tokenspy: {self.path} stayed locked at exit; {n} call(s) not written")
 
     def _close_conn(self) -> None:
         if self._conn is not None:
@@ -572,34 +645,39 @@ class Store:
                 pass
             self._conn = None
 
-    def close(self) -> None:
+    def close(self, deadline: float | None = None) -> None:
         """Write the queue, roll up what this Store left unrolled, close the connection, end the
-        writer thread (a Store used again starts another)."""
-        self._stop_writer()
-        self._flush(final=True)
-        with self._lock:
-            self._close_conn()
+        writer thread (a Store used again starts another). ``deadline``: see ``_flush``."""
+        self._stop_writer(deadline)
+        self._flush(final=True, deadline=deadline)
+        if self._lock.acquire(timeout=-1 if deadline is None else max(deadline - time.monotonic(), 0.0)):
+            try:
+                self._close_conn()
+            finally:
+                self._lock.release()
 
-    def _stop_writer(self) -> None:
+    def _stop_writer(self, deadline: float | None = None) -> None:
         # without this, the thread of every Store ever closed (each init() closes the last one)
         # would wake every tick for the life of the process
-        with self._lock:
+        with self._lock if deadline is None else contextlib.nullcontext():
             t, stop, self._thread = self._thread, self._stop, None
         if t is None:
             return
         stop.set()
         self._wake.set()
         if t is not threading.current_thread():
-            t.join(timeout=10)
+            t.join(timeout=10 if deadline is None else max(deadline - time.monotonic(), 0.0))
 
     def _after_fork(self) -> None:
         # The parent's connection and writer thread do not exist in a forked child.
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._conn = None
+        self._ident = None
         self._thread = None
         self._queue = deque()
         self._unrolled = 0
+        self._inflight = 0
 
 
 def flush_all() -> None:
@@ -607,12 +685,17 @@ def flush_all() -> None:
         store.flush()
 
 
-def _close_all() -> None:
+def _close_all(timeout: float | None = None) -> None:
+    deadline = None if timeout is None else time.monotonic() + timeout
     for store in list(_live_stores):
         try:
-            store.close()
+            store.close(deadline)
         except Exception:
             pass
+
+
+def _close_at_exit() -> None:
+    _close_all(EXIT_TIMEOUT)
 
 
 def _reinit_after_fork() -> None:
@@ -622,8 +705,20 @@ def _reinit_after_fork() -> None:
     _seq_lock = threading.Lock()
     for store in list(_live_stores):
         store._after_fork()
+    # A multiprocessing child (Process, Pool and ProcessPoolExecutor workers with "fork") ends
+    # in os._exit, which runs no atexit handler: write its rows from multiprocessing's exit
+    # finalizers instead. Registered through an after-fork hook because the child's bootstrap
+    # clears the finalizers inherited from the parent before running those hooks.
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        util.register_after_fork(_close_at_exit, _finalize_in_child)
 
 
-atexit.register(_close_all)
+def _finalize_in_child(close: Callable[[], None]) -> None:
+    util = sys.modules["multiprocessing.util"]
+    util.Finalize(None, close, exitpriority=0)
+
+
+atexit.register(_close_at_exit)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reinit_after_fork)

@@ -3,7 +3,10 @@
 Every HTTP call of these SDKs, whatever public helper started it (``create``, ``parse``,
 ``stream()``, ``with_raw_response``, ``with_streaming_response``, clients built before
 activation), goes through ``SyncAPIClient.request`` / ``AsyncAPIClient.request``. We start the
-call there and look at what it returns:
+call there (its caller, its request) and look at each successful HTTP response it processes
+(``_process_response``: once per response, so middleware that sends again inside one
+``request()`` makes a row per HTTP call; a ``parse()`` post-parser that raises after a billed
+200 is watched so that the row is made before it runs):
 
 - a parsed model: its ``usage`` is read and the call recorded;
 - a ``Stream``/``AsyncStream``: the call is recorded when the stream ends, is closed, or is
@@ -17,6 +20,7 @@ The objects the user receives are the SDK's own, unchanged; the only state we ad
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import json
@@ -113,17 +117,51 @@ def _handled(p: Pending, result: Any, adapter: Adapter, kinds: Kinds) -> BaseExc
         return None
 
 
+class _Call:
+    """One ``request()`` in flight: its HTTP responses are recorded as ``_process_response``
+    sees them, one row each (middleware may send several), the first with ``p``."""
+
+    __slots__ = ("adapter", "error", "kinds", "p", "responses")
+
+    def __init__(self, p: Pending, adapter: Adapter, kinds: Kinds) -> None:
+        self.p = p
+        self.adapter = adapter
+        self.kinds = kinds
+        self.responses = 0
+        self.error: BaseException | None = None  # a budget error, raised when request() returns
+
+    def next_pending(self) -> Pending:
+        self.responses += 1
+        return self.p if self.responses == 1 else self.p.again()
+
+    def handle(self, p: Pending, result: Any) -> None:
+        error = _handled(p, result, self.adapter, self.kinds)
+        if self.error is None:
+            self.error = error
+
+
+_call: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("tokenspy_stainless_call", default=None)
+
+
+def _start(adapter: Adapter, options: Any, client: Any) -> Pending | None:
+    try:
+        return adapter.start(options, client)
+    except Exception as exc:
+        recorder.internal_error(exc)
+        return None
+
+
 def _sync_request(orig: Callable[..., Any], adapter: Adapter, kinds: Kinds) -> Callable[..., Any]:
     def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+        p = _start(adapter, options, self)
+        call = _Call(p, adapter, kinds) if p is not None else None
+        token = _call.set(call)  # None: a request not recorded, made inside a recorded one
         try:
-            p = adapter.start(options, self)
-        except Exception as exc:
-            recorder.internal_error(exc)
-            p = None
-        if p is None:
-            return orig(self, cast_to, options, *args, **kwargs)
-        result = orig(self, cast_to, p.options or options, *args, **kwargs)
-        recorder.raise_budget(_handled(p, result, adapter, kinds))
+            result = orig(self, cast_to, (p.options if p is not None else None) or options, *args, **kwargs)
+        finally:
+            _call.reset(token)
+        if call is not None:
+            recorder.raise_budget(call.error)
         return result
 
     return request
@@ -131,18 +169,75 @@ def _sync_request(orig: Callable[..., Any], adapter: Adapter, kinds: Kinds) -> C
 
 def _async_request(orig: Callable[..., Any], adapter: Adapter, kinds: Kinds) -> Callable[..., Any]:
     async def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+        p = _start(adapter, options, self)
+        call = _Call(p, adapter, kinds) if p is not None else None
+        token = _call.set(call)  # None: a request not recorded, made inside a recorded one
         try:
-            p = adapter.start(options, self)
-        except Exception as exc:
-            recorder.internal_error(exc)
-            p = None
-        if p is None:
-            return await orig(self, cast_to, options, *args, **kwargs)
-        result = await orig(self, cast_to, p.options or options, *args, **kwargs)
-        recorder.raise_budget(_handled(p, result, adapter, kinds))
+            result = await orig(self, cast_to, (p.options if p is not None else None) or options, *args, **kwargs)
+        finally:
+            _call.reset(token)
+        if call is not None:
+            recorder.raise_budget(call.error)
         return result
 
     return request
+
+
+def _watch_parser(call: _Call, p: Pending, kwargs: dict[str, Any]) -> None:
+    """``parse()`` helpers post-process the response inside the SDK and may raise after a billed
+    200 (length or content-filter finish, output that does not validate): record the response
+    before the post-parser runs, on a copy of the SDK's options."""
+    options = kwargs.get("options")
+    post = getattr(options, "post_parser", None)
+    if not callable(post):
+        return
+
+    def post_parser(parsed: Any) -> Any:
+        if not p.done:
+            if _call.get() is call:
+                call.handle(p, parsed)
+            else:  # parse() of a raw response, after request() returned: raise here, as parse does
+                recorder.raise_budget(_handled(p, parsed, call.adapter, call.kinds))
+        return post(parsed)
+
+    new = options.model_copy() if hasattr(options, "model_copy") else options.copy()
+    new.post_parser = post_parser
+    kwargs["options"] = new
+
+
+def _response_begin(kwargs: dict[str, Any]) -> tuple[_Call, Pending] | None:
+    call = _call.get()
+    if call is None:
+        return None
+    try:
+        p = call.next_pending()
+        _watch_parser(call, p, kwargs)
+        return call, p
+    except Exception as exc:
+        recorder.internal_error(exc)
+        return None
+
+
+def _sync_process(orig: Callable[..., Any]) -> Callable[..., Any]:
+    def _process_response(self: Any, *args: Any, **kwargs: Any) -> Any:
+        got = _response_begin(kwargs)
+        result = orig(self, *args, **kwargs)
+        if got is not None and not got[1].done:
+            got[0].handle(got[1], result)
+        return result
+
+    return _process_response
+
+
+def _async_process(orig: Callable[..., Any]) -> Callable[..., Any]:
+    async def _process_response(self: Any, *args: Any, **kwargs: Any) -> Any:
+        got = _response_begin(kwargs)
+        result = await orig(self, *args, **kwargs)
+        if got is not None and not got[1].done:
+            got[0].handle(got[1], result)
+        return result
+
+    return _process_response
 
 
 def _link(stream: Any) -> tuple[Pending, Adapter] | None:
@@ -311,6 +406,8 @@ def install(patcher: Patcher, sdk: str, adapter: Adapter) -> None:
     kinds = Kinds(streams=(streaming.Stream, streaming.AsyncStream), responses=raw_types)
     patcher.patch(base.SyncAPIClient, "request", lambda o: _sync_request(o, adapter, kinds))
     patcher.patch(base.AsyncAPIClient, "request", lambda o: _async_request(o, adapter, kinds))
+    patcher.patch(base.SyncAPIClient, "_process_response", _sync_process)
+    patcher.patch(base.AsyncAPIClient, "_process_response", _async_process)
     patcher.patch(streaming.Stream, "__stream__", _sync_stream)
     patcher.patch(streaming.AsyncStream, "__stream__", _async_stream)
     patcher.patch(streaming.Stream, "close", _sync_close)

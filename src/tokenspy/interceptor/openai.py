@@ -76,10 +76,21 @@ def _usage_of_dict(u: dict[str, Any]) -> Usage:
                  details.get("cache_write_tokens") or 0, out_details.get("reasoning_tokens") or 0)
 
 
+def _marked(chunk: Any) -> bool:
+    """Whether the chunk carried the ``usage`` key (null on all but the last chunk of a server
+    that honours ``stream_options.include_usage``, per OpenAI's API reference)."""
+    fields = getattr(chunk, "model_fields_set", None)
+    if fields is None:
+        fields = getattr(chunk, "__fields_set__", None)
+    return fields is None or "usage" in fields
+
+
 class _StreamObserver:
     __slots__ = ("chunks", "final", "injected", "model", "pieces", "usage")
 
     def __init__(self, p: Pending) -> None:
+        # True while the usage chunk to come is the one we asked for: cleared by a chunk that
+        # shows the server ignores include_usage (it would send its usage chunk unasked)
         self.injected = p.injected
         self.model: str | None = p.model
         self.usage: Any = None
@@ -116,7 +127,8 @@ class _StreamObserver:
         if u is not None:  # chat/completions: the final usage chunk
             self.usage = u
             self.model = getattr(chunk, "model", None) or self.model
-            # the usage-only chunk we asked for is hidden; one the user asked for is not
+            # the usage-only chunk we asked for is hidden; one the user asked for, or one the
+            # server sends unasked, is not
             return not (self.injected and not getattr(chunk, "choices", None))
         response = getattr(chunk, "response", None)  # responses API events
         if response is not None:
@@ -127,6 +139,8 @@ class _StreamObserver:
             if ru is not None:
                 self.usage = ru
             return True
+        if self.injected and not _marked(chunk):
+            self.injected = False
         if self.chunks == 0:
             self.model = getattr(chunk, "model", None) or self.model
         if getattr(chunk, "choices", None):

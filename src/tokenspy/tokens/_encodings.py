@@ -23,7 +23,6 @@ import hashlib
 import importlib.util
 import os
 import threading
-import warnings
 from collections import OrderedDict
 from typing import Any
 
@@ -151,7 +150,7 @@ def _load(name: str) -> Any:
 
 
 def _warn_unavailable(name: str, error: BaseException) -> None:
-    from tokenspy.errors import TokenizerUnavailableWarning
+    from tokenspy.errors import TokenizerUnavailableWarning, safe_warn
 
     message = (
         f"tokenspy could not load the {name} encoding ({type(error).__name__}: {error}); "
@@ -160,10 +159,7 @@ def _warn_unavailable(name: str, error: BaseException) -> None:
     )
     # Counting runs inside the user's call: a warning turned into an error (-W error) must not
     # break it, the approximate flag on the record already says what happened.
-    try:
-        warnings.warn(message, TokenizerUnavailableWarning, stacklevel=4)
-    except Exception:
-        pass
+    safe_warn(message, TokenizerUnavailableWarning, stacklevel=4)
 
 
 def get_encoding(name: str) -> Any:
