@@ -176,3 +176,25 @@ def test_persisting_into_a_foreign_db_warns_and_leaves_it_alone(tmp_path, oai, a
     finally:
         tokenspy.init()
     assert files(tmp_path) == before
+
+
+def test_a_failed_combine_leaves_no_partial_output(tmp_path, capsys):
+    """An input that passes the up-front checks but cannot be read midway (an llm_calls table
+    of another shape) fails the combine after the output was created: it is removed, not left
+    half-written."""
+    import sqlite3
+    import time
+
+    from tokenspy import store
+    from tokenspy.record import CallRecord
+
+    good, odd = tmp_path / "good.db", tmp_path / "odd.db"
+    store.write_records(good, [CallRecord("f", "gpt-4o", "openai", 1, 1, 0.1, 1.0, time.time())])
+    with sqlite3.connect(odd) as conn:
+        conn.execute("CREATE TABLE llm_calls (function_name TEXT)")  # no id, no other column
+        conn.execute("INSERT INTO llm_calls VALUES ('x')")
+    out = tmp_path / "out.db"
+    rc = main(["combine", str(out), str(good), str(odd)])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert not out.exists() and not Path(f"{out}-wal").exists() and not Path(f"{out}-shm").exists()

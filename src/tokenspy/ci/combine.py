@@ -80,10 +80,16 @@ def combine(out_db: str | os.PathLike[str], in_dbs: Sequence[str | os.PathLike[s
             raise store.DBError(f"{p}: is the output database itself")
     for p in inputs:  # fail on a bad input before creating or touching the output
         store.open_readonly(p).close()
+    created = not out.exists()
     try:
         return _merge(out, inputs)
-    except sqlite3.Error as exc:
-        raise store.DBError(f"{out}: cannot write ({exc})") from None
+    except BaseException as exc:
+        if created:  # a failed combine leaves no partial output (an existing one is rolled back)
+            for leftover in (out, Path(f"{out}-wal"), Path(f"{out}-shm")):
+                leftover.unlink(missing_ok=True)
+        if isinstance(exc, sqlite3.Error):
+            raise store.DBError(f"{out}: cannot write ({exc})") from None
+        raise
 
 
 def _merge(out: Path, inputs: Sequence[Path]) -> CombineResult:
