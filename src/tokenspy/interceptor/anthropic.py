@@ -81,20 +81,20 @@ class _StreamObserver:
     def answer(self) -> str:
         return "".join(self.pieces or ())
 
+    # where the answer's text is in each kind of event: (the event's field, the fields read)
+    _TEXT = {"content_block_start": ("content_block", ("text", "thinking", "name")),
+             "content_block_delta": ("delta", ("text", "thinking", "partial_json"))}
+
     def _collect(self, kind: Any, event: Any) -> None:
         assert self.pieces is not None
-        if kind == "content_block_start":
-            block = get(event, "content_block")
-            for name in ("text", "thinking", "name"):
-                value = get(block, name)
-                if isinstance(value, str) and value:
-                    self.pieces.append(value)
-        elif kind == "content_block_delta":
-            delta = get(event, "delta")
-            for name in ("text", "thinking", "partial_json"):
-                value = get(delta, name)
-                if isinstance(value, str) and value:
-                    self.pieces.append(value)
+        where = self._TEXT.get(kind)
+        if where is None:
+            return
+        part = get(event, where[0])
+        for name in where[1]:
+            value = get(part, name)
+            if isinstance(value, str) and value:
+                self.pieces.append(value)
 
     def feed(self, event: Any) -> bool:
         kind = get(event, "type")
