@@ -136,22 +136,16 @@ def _create_private(path: Path) -> None:
 
 def _refuse_foreign(p: Path, conn: sqlite3.Connection) -> None:
     """Never add tokenspy's tables to somebody else's database (a wrong --db or persist path): an
-    existing file must be empty, or a SQLite DB without tables or with llm_calls. Checked on the
-    writer's own connection before it changes anything (a second connection opened just to look
-    can make SQLite drop another process's WAL)."""
-    try:
-        with open(p, "rb") as fh:
-            head = fh.read(16)
-    except OSError:
-        return  # connect reports it
-    if head and head != SQLITE_MAGIC:
-        raise DBError(f"{p}: not a SQLite database; refusing to write into it")
+    existing file must be empty, or a SQLite DB without tables or with llm_calls. Asked of the
+    writer's own connection, before it changes anything: opening and closing the file in any
+    other way would drop every lock this process's SQLite connections hold on it (POSIX locks
+    are per process), and another process could then reset a WAL still being written."""
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.DatabaseError as exc:
         if "locked" in str(exc) or "busy" in str(exc):
             raise
-        raise DBError(f"{p}: unreadable SQLite database ({exc}); refusing to write into it") from None
+        raise DBError(f"{p}: not a usable SQLite database ({exc}); refusing to write into it") from None
     if tables and "llm_calls" not in tables:
         raise DBError(f"{p}: a SQLite database without tokenspy's tables; refusing to write into it")
 
@@ -632,6 +626,21 @@ class Store:
         elif deadline is not None:
             conn.execute(f"PRAGMA busy_timeout = {int(max(deadline - time.monotonic(), 0.05) * 1000)}")
         return conn
+
+    def records_since(self, uid: str | None = None) -> list[CallRecord]:
+        """The rows this process wrote from ``uid`` on (None: every row of the DB), read through
+        this Store's own connection (another open of the file would drop this process's locks on
+        it: see _refuse_foreign)."""
+        self.flush()
+        where, params = ("WHERE call_uid >= ? AND call_uid < ?", (uid, uid_range_end(uid))) if uid else ("", ())
+        with self._lock:
+            conn = self._connection(None)
+            conn.row_factory = sqlite3.Row
+            try:
+                rows = conn.execute(f"SELECT * FROM llm_calls {where} ORDER BY id", params).fetchall()
+            finally:
+                conn.row_factory = None
+        return [_record_from_row(r) for r in rows]
 
     def _lost(self, n: int) -> None:
         if n:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenspy.record import CallRecord
-from tokenspy.store import Store, load_records, next_uid
+from tokenspy.store import Store, next_uid
 
 STATS_CALL_FIELDS = (
     "function_name", "model", "provider", "input_tokens", "output_tokens", "cost_usd",
@@ -129,9 +129,8 @@ class Tracker:
             first = self._first_uid
         if not evicted or self._store is None or first is None:
             return recent
-        self._store.flush()
         try:
-            return load_records(self._store.path, since_uid=first)
+            return self._store.records_since(first)
         except Exception:  # the DB went away: what is still in memory is what there is
             return recent
 
@@ -212,13 +211,13 @@ class Tracker:
         return out
 
     def load_from_db(self) -> list[CallRecord]:
-        """Every record stored in this tracker's DB (read-only; [] when there is no DB yet)."""
-        if self.persist_path is None:
+        """Every record stored in this tracker's DB ([] when there is no DB yet)."""
+        if self.persist_path is None or self._store is None:
             return []
         self.flush()
         if not self.persist_path.exists():
             return []
-        return load_records(self.persist_path)
+        return self._store.records_since(None)
 
 
 _global_lock = threading.Lock()
