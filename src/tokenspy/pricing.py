@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 
 from tokenspy.errors import PricingMatrixOutdatedWarning
+from tokenspy.pyproject import tool_table
 
 # Importing ``typing`` costs more than this module's whole import budget: type-only names are
 # imported for type checkers alone.
@@ -694,35 +695,13 @@ _OVERRIDE_FIELDS = ("input", "output", "cached_input", "cache_write")
 
 
 def _read_overrides(path: str | os.PathLike[str] | None) -> _Overrides:
-    file = _find_pyproject(path)
+    file, tool = tool_table(path)
     if file is None:
         return _Overrides({}, {}, None)
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-
-    with open(file, "rb") as fh:
-        doc = tomllib.load(fh)
-    table = doc.get("tool", {}).get("tokenspy", {}).get("prices", {})
+    table = tool.get("prices", {})
     if not isinstance(table, dict):
         raise ValueError(f"{file}: [tool.tokenspy.prices] must be a table of models")
     return _parse_overrides(table, str(file))
-
-
-def _find_pyproject(path: str | os.PathLike[str] | None) -> str | None:
-    start = os.path.abspath(os.fspath(path) if path is not None else os.getcwd())
-    if os.path.isfile(start):
-        return start
-    here = start
-    while True:
-        candidate = os.path.join(here, "pyproject.toml")
-        if os.path.isfile(candidate):
-            return candidate
-        parent = os.path.dirname(here)
-        if parent == here:
-            return None
-        here = parent
 
 
 def _parse_overrides(table: dict[str, object], source: str) -> _Overrides:

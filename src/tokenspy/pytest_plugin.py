@@ -7,7 +7,6 @@ nothing (and imports nothing heavy) unless asked for with ``--tokenspy`` or ``to
 from __future__ import annotations
 
 import os
-import sys
 import time
 import uuid
 from collections.abc import Generator
@@ -52,12 +51,10 @@ def _pyproject_setting(rootdir: Path) -> Any:
     path = rootdir / "pyproject.toml"
     if not path.is_file():
         return None
+    from tokenspy import pyproject
+
     try:
-        if sys.version_info >= (3, 11):
-            import tomllib
-        else:  # pragma: no cover
-            import tomli as tomllib
-        table = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {}).get("tokenspy", {})
+        _, table = pyproject.tool_table(path)
     except (OSError, ValueError):
         return None
     return table.get("pytest", table.get("tokenspy"))

@@ -22,6 +22,7 @@ from tokenspy.ci import fmt
 from tokenspy.ci.markdown import COMMENT_MAX_CHARS, STEP_SUMMARY_MAX_BYTES, Extras, render_markdown
 from tokenspy.ci.model import CostDiff, DiffRow
 from tokenspy.ci.testloc import test_line
+from tokenspy.textsafe import BIDI, visible
 
 MAX_PER_LEVEL = 10  # GitHub shows 10 annotations per level per step and drops the rest
 
@@ -155,7 +156,7 @@ def stop_commands(stream: TextIO) -> Iterator[None]:
         stream.write(f"::{token}::\n")
 
 
-_BIDI = {c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)}
+_BIDI = {c: visible(c) for c in BIDI}
 
 
 def inert_json(value: object) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tokenspy.ci import fmt
-from tokenspy.ci.markdown import Extras, accepted_text, counts_text, headline, mode_text
+from tokenspy.ci.markdown import Extras, accepted_text, counts_text, headline, mode_text, shorten_middle
 from tokenspy.ci.model import CostDiff, DiffRow
 from tokenspy.textsafe import BIDI
 
@@ -23,11 +23,7 @@ NAME_WIDTH = 80  # a name longer than this is elided in the middle: one huge nam
 
 
 def short_name(text: object) -> str:
-    t = clean(text)
-    if len(t) <= NAME_WIDTH:
-        return t
-    half = (NAME_WIDTH - 1) // 2
-    return t[:half] + "…" + t[len(t) - (NAME_WIDTH - 1 - half):]
+    return shorten_middle(clean(text), NAME_WIDTH)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:

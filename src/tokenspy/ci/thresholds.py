@@ -36,6 +36,8 @@ from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
 
+from tokenspy.pyproject import find as find_pyproject
+
 DEFAULT_MAX_INCREASE_PCT = 10.0
 DEFAULT_MAX_INCREASE_USD = 0.0
 DEFAULT_NOISE_SIGMA = 3.0
@@ -158,16 +160,6 @@ def _parse_overrides(table: object, where: str) -> tuple[Override, ...]:
             None if usd is None else _number(usd, f"{where}: override {pattern!r} max_increase_usd"),
         ))
     return tuple(out)
-
-
-def find_pyproject(start: str | os.PathLike[str] | None = None) -> Path | None:
-    """The nearest ``pyproject.toml`` from ``start`` (default: the cwd) upwards."""
-    here = Path(start if start is not None else os.getcwd()).resolve()
-    for d in (here, *here.parents):
-        candidate = d / "pyproject.toml"
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def read_pyproject(path: str | os.PathLike[str]) -> dict[str, object]:
