@@ -31,7 +31,9 @@ class _Parser(argparse.ArgumentParser):
 def one_line(message: str, limit: int = 500) -> str:
     """An error message as one printable line: control characters (a path may hold newlines or
     terminal escapes) shown escaped, and a huge value cut."""
-    text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in message)
+    from tokenspy.ci.text import clean
+
+    text = clean(message)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -83,7 +83,7 @@ def begin(provider: str, model: str | None, depth: int = 2,
         s = s._replace(current_test=running[0], collectors=(*s.collectors, *running[1]))
     # Only a call made outside every profiled function needs its caller found on the stack.
     user = None if s.frames else context.user_frame(depth)
-    p = Pending(provider, model, s, user, request if request_mode() else None)
+    p = Pending(provider, model, s, user, request)  # callers pass one only in request mode
     for call in context.outer_calls.get():
         if call.open:  # an outer layer's call (LangChain): recorded here, skipped there
             call.inner = True
