@@ -334,20 +334,15 @@ record_from_row = _record_from_row  # a CallRecord from a row read with sqlite3.
 
 
 def load_records(
-    path: str | os.PathLike[str], limit: int | None = None, newest_first: bool = False,
-    since_uid: str | None = None,
+    path: str | os.PathLike[str], limit: int | None = None, newest_first: bool = False
 ) -> list[CallRecord]:
-    """Records of a DB (oldest first, or newest first with a limit); with ``since_uid``, only the
-    rows this process wrote from that one on (see ``take_uid``)."""
+    """Records of a DB (oldest first, or newest first with a limit)."""
     with closing(open_readonly(path)) as conn:
         conn.row_factory = sqlite3.Row
-        sql, params = "SELECT * FROM llm_calls", ()
-        if since_uid is not None:
-            sql, params = sql + " WHERE call_uid >= ? AND call_uid < ?", (since_uid, uid_range_end(since_uid))
-        sql += " ORDER BY id" + (" DESC" if newest_first else "")
+        sql = "SELECT * FROM llm_calls ORDER BY id" + (" DESC" if newest_first else "")
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [_record_from_row(r) for r in conn.execute(sql, params)]
+        return [_record_from_row(r) for r in conn.execute(sql)]
 
 
 # --------------------------------------------------------------------------- writing
