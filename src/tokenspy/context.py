@@ -165,10 +165,10 @@ _LIBRARY_PREFIXES = (
 )
 _COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"})
 # What a code object says of its frame: keyed by id(code) (hashing a code object hashes its
-# bytecode), the entry keeps the code object so that its id cannot be reused while the entry
-# lives. Bounded: a program that generates functions must not grow it forever; when full it is
-# dropped whole and refilled by the next walks.
-_code_cache: dict[int, tuple[CodeType, UserFrame | None]] = {}
+# bytecode). The entry holds the code object, so no other object can have that id while the
+# entry lives: an id found here is that code object. Bounded: a program that generates functions
+# must not grow it forever; when full it is dropped whole and refilled by the next walks.
+_code_cache: dict[int, tuple[UserFrame | None, CodeType]] = {}
 CODE_CACHE_MAX = 4096
 
 
@@ -194,13 +194,13 @@ def user_frame(skip: int = 2) -> UserFrame | None:
         return None
     cache = _code_cache
     while f is not None:
-        code = f.f_code
-        entry = cache.get(id(code))
-        if entry is None or entry[0] is not code:
+        entry = cache.get(id(f.f_code))
+        if entry is None:
+            code = f.f_code
             if len(cache) >= CODE_CACHE_MAX:
                 cache.clear()
-            entry = cache[id(code)] = (code, _describe(code, f.f_globals.get("__name__") or ""))
-        if entry[1] is not None:
-            return entry[1]
+            entry = cache[id(code)] = (_describe(code, f.f_globals.get("__name__") or ""), code)
+        if entry[0] is not None:
+            return entry[0]
         f = f.f_back
     return None

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping
 
 from tokenspy.errors import PricingMatrixOutdatedWarning
 from tokenspy.pyproject import tool_table
+from tokenspy.record import Usage
 
 # Importing ``typing`` costs more than this module's whole import budget: type-only names are
 # imported for type checkers alone.
@@ -117,12 +118,8 @@ class ModelPrice:
         Raises:
             ValueError: a count is negative or a part exceeds its total.
         """
-        vec = self._flat
-        if vec is None:
-            vec = self._vec_at(input_tokens, timestamp)
-        fresh_input = input_tokens - cached_input_tokens - cache_write_tokens
         if (
-            fresh_input < 0
+            input_tokens - cached_input_tokens - cache_write_tokens < 0
             or cached_input_tokens < 0
             or cache_write_1h_tokens < 0
             or cache_write_1h_tokens > cache_write_tokens
@@ -135,13 +132,21 @@ class ModelPrice:
                 f"cache_write_1h={cache_write_1h_tokens}), "
                 f"output={output_tokens} (reasoning={reasoning_tokens})"
             )
+        return self.charge(Usage(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens,
+                                 reasoning_tokens, cache_write_1h_tokens), timestamp)
+
+    def charge(self, u: Usage, timestamp: float | None = None) -> float:
+        """``cost()`` of counts known to be consistent (``record.clean_usage`` made them so):
+        the recorder's path, which has nothing left to check."""
+        vec = self._flat or self._vec_at(u.input_tokens, timestamp)
+        tin, tout, cached, write, reasoning, write_1h = u
         return (
-            fresh_input * vec[0]
-            + cached_input_tokens * vec[1]
-            + (cache_write_tokens - cache_write_1h_tokens) * vec[2]
-            + cache_write_1h_tokens * vec[3]
-            + (output_tokens - reasoning_tokens) * vec[4]
-            + reasoning_tokens * vec[5]
+            (tin - cached - write) * vec[0]
+            + cached * vec[1]
+            + (write - write_1h) * vec[2]
+            + write_1h * vec[3]
+            + (tout - reasoning) * vec[4]
+            + reasoning * vec[5]
         ) / 1e6 + vec[6]
 
     def _sheet_at(self, timestamp: float | None) -> _Sheet:

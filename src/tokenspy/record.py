@@ -21,6 +21,7 @@ class Usage(NamedTuple):
 
 # A count no provider reports for one call: anything above it comes from a malformed response.
 MAX_TOKENS = 10**12
+_INTS = frozenset({int})
 
 
 def _count(value: Any) -> tuple[int, bool]:
@@ -42,10 +43,9 @@ def clean_usage(usage: Any) -> tuple[Usage, bool]:
         return Usage(), False
     u = usage if type(usage) is Usage else Usage(*usage)
     tin, tout, cached, write, reasoning, write_1h = u
-    if type(tin) is int and type(tout) is int and type(cached) is int and type(write) is int \
-            and type(reasoning) is int and type(write_1h) is int and cached >= 0 and write >= 0 \
-            and reasoning >= 0 and 0 <= write_1h <= write and cached + write <= tin <= MAX_TOKENS \
-            and reasoning <= tout <= MAX_TOKENS:
+    # every count an int (not a bool) and none negative; each part within its total
+    if _INTS.issuperset(map(type, u)) and min(u) >= 0 and write_1h <= write \
+            and cached + write <= tin <= MAX_TOKENS and reasoning <= tout <= MAX_TOKENS:
         return u, False  # what every well-formed response gives
     counts = []
     changed = False

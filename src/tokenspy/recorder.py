@@ -125,7 +125,7 @@ def finish(p: Pending, usage: Usage | tuple[int, ...] | None, model: str | None 
         if model != UNKNOWN_MODEL and not changed:
             _warn_unpriced(model, p, priceable)
     else:
-        cost = price.cost(*u, timestamp=p.ts)
+        cost = price.charge(u, p.ts)
         if ceiling is not None:
             max_cost = price.cost(u.input_tokens, max(ceiling, u.output_tokens), timestamp=p.ts)
         if not (math.isfinite(cost) and (max_cost is None or math.isfinite(max_cost))):

@@ -401,10 +401,22 @@ def _params(uid: str, r: CallRecord) -> tuple[object, ...]:
 
 # Rows go in up to CHUNK to a statement: sqlite3 hands the GIL back and forth around every step
 # of a statement, and while other threads are busy making LLM calls each hand-off waits for the
-# interpreter's switch interval. One row a statement (executemany) made the writer fall seconds
-# behind a busy app; a statement of many rows makes a handful of hand-offs a batch.
-CHUNK = 256
+# interpreter's switch interval (5 ms). One row a statement (executemany) made the writer fall
+# seconds behind a busy app; with 256 rows a statement it still fell behind a loop of calls
+# that return at once. 1,024 rows is 24,576 parameters, within the limit of every SQLite since
+# 3.32 (32,766); an older library's limit (999) is read from the connection (``_chunk``).
+CHUNK = 1024
 _VALUES = "(" + ", ".join("?" for _ in COLUMNS) + ")"
+
+
+def _chunk(conn: sqlite3.Connection) -> int:
+    """Rows per INSERT statement on this connection: CHUNK, or fewer under a lower limit."""
+    getlimit = getattr(conn, "getlimit", None)  # Python 3.11+; before, the version's default
+    if getlimit is not None:
+        limit = getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    else:
+        limit = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+    return max(1, min(CHUNK, limit // len(COLUMNS)))
 
 
 @functools.lru_cache(maxsize=16)
@@ -415,11 +427,12 @@ def _insert_sql(rows: int) -> str:
 def _insert(conn: sqlite3.Connection, records: list[CallRecord]) -> None:
     """Insert records, each with a new uid; call inside a transaction."""
     uids = _take_uids(len(records))
+    chunk = _chunk(conn)
     start = 0
     while start < len(records):
         # whole chunks, then the rest in powers of two: a few distinct statements, all cached
         left = len(records) - start
-        n = CHUNK if left >= CHUNK else 1 << (left.bit_length() - 1)
+        n = chunk if left >= chunk else 1 << (left.bit_length() - 1)
         params = [x for i in range(start, start + n) for x in _params(uids[i], records[i])]
         conn.execute(_insert_sql(n), params)
         start += n

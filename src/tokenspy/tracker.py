@@ -8,7 +8,7 @@ a long-running server's memory stays flat; ``records()`` reads the older ones ba
 from __future__ import annotations
 
 import threading
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -35,22 +35,22 @@ class Totals:
         self.cost = 0.0
         self.tokens = 0
         self.calls = 0
-        self.by_function: dict[str, float] = {}
-        self.by_model: dict[str, float] = {}
-        self.by_session: dict[str, float] = {}
-        self.by_test: dict[str, float] = {}
+        self.by_function: defaultdict[str, float] = defaultdict(float)
+        self.by_model: defaultdict[str, float] = defaultdict(float)
+        self.by_session: defaultdict[str, float] = defaultdict(float)
+        self.by_test: defaultdict[str, float] = defaultdict(float)
 
     def add(self, r: CallRecord) -> None:
         cost = r.cost_usd
         self.cost += cost
         self.tokens += r.input_tokens + r.output_tokens
         self.calls += 1
-        self.by_function[r.function_name] = self.by_function.get(r.function_name, 0.0) + cost
-        self.by_model[r.model] = self.by_model.get(r.model, 0.0) + cost
+        self.by_function[r.function_name] += cost
+        self.by_model[r.model] += cost
         if r.session_id is not None:
-            self.by_session[r.session_id] = self.by_session.get(r.session_id, 0.0) + cost
+            self.by_session[r.session_id] += cost
         if r.test_id is not None:
-            self.by_test[r.test_id] = self.by_test.get(r.test_id, 0.0) + cost
+            self.by_test[r.test_id] += cost
 
 
 def _call_dict(r: CallRecord) -> dict[str, Any]:

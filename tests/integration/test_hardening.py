@@ -317,6 +317,7 @@ def test_a_row_sqlite_cannot_store_is_dropped_alone_and_the_writer_goes_on(tmp_p
 def test_cost_is_never_nan_or_inf(wire, oai, active, fresh_tracker, monkeypatch):
     price = pricing.lookup("gpt-4o", "openai")
     monkeypatch.setattr(type(price), "cost", lambda self, *a, **k: float("inf"))
+    monkeypatch.setattr(type(price), "charge", lambda self, *a, **k: float("inf"))
     oai[0].chat.completions.create(model="gpt-4o", messages=MSG)
     (rec,) = fresh_tracker.records()
     assert rec.cost_usd == 0.0 and not rec.priced

@@ -77,9 +77,7 @@ class Kinds:
         self.linked = streams + responses  # the results _handle links instead of recording
 
 
-def _finish(p: Pending, got: tuple[str | None, Usage | None] | None, answer: Any = None) -> Any:
-    model, usage = got if got is not None else (None, None)
-    return recorder.finish(p, usage, model, answer)
+_NO_USAGE = (None, None)  # (model, usage) of a result that reports none
 
 
 def _handle(p: Pending, result: Any, adapter: Adapter, kinds: Kinds) -> Any:
@@ -103,9 +101,11 @@ def _handle(p: Pending, result: Any, adapter: Adapter, kinds: Kinds) -> Any:
                 return None
             got = adapter.usage(data)
             if got is not None or p.request is not None:
-                return _finish(p, got, data)
+                model, usage = got or _NO_USAGE
+                return recorder.finish(p, usage, model, data)
         return None
-    return _finish(p, adapter.usage(result), result)
+    model, usage = adapter.usage(result) or _NO_USAGE
+    return recorder.finish(p, usage, model, result)
 
 
 def _handled(p: Pending, result: Any, adapter: Adapter, kinds: Kinds) -> BaseException | None:
@@ -130,9 +130,17 @@ class _Call:
         self.responses = 0
         self.error: BaseException | None = None  # a budget error, raised when request() returns
 
-    def next_pending(self) -> Pending:
-        self.responses += 1
-        return self.p if self.responses == 1 else self.p.again()
+    def response(self, kwargs: dict[str, Any]) -> Pending | None:
+        """The Pending of the next HTTP response (the first is ``p``, a resend gets its own),
+        with ``parse()``'s post-parser watched; None if that fails."""
+        try:
+            self.responses += 1
+            p = self.p if self.responses == 1 else self.p.again()
+            _watch_parser(self, p, kwargs)
+            return p
+        except Exception as exc:
+            recorder.internal_error(exc)
+            return None
 
     def handle(self, p: Pending, result: Any) -> None:
         error = _handled(p, result, self.adapter, self.kinds)
@@ -205,25 +213,15 @@ def _watch_parser(call: _Call, p: Pending, kwargs: dict[str, Any]) -> None:
     kwargs["options"] = new
 
 
-def _response_begin(kwargs: dict[str, Any]) -> tuple[_Call, Pending] | None:
-    call = _call.get()
-    if call is None:
-        return None
-    try:
-        p = call.next_pending()
-        _watch_parser(call, p, kwargs)
-        return call, p
-    except Exception as exc:
-        recorder.internal_error(exc)
-        return None
-
-
 def _sync_process(orig: Callable[..., Any]) -> Callable[..., Any]:
     def _process_response(self: Any, *args: Any, **kwargs: Any) -> Any:
-        got = _response_begin(kwargs)
+        call = _call.get()
+        if call is None:  # not a recorded request
+            return orig(self, *args, **kwargs)
+        p = call.response(kwargs)
         result = orig(self, *args, **kwargs)
-        if got is not None and not got[1].done:
-            got[0].handle(got[1], result)
+        if p is not None and not p.done:
+            call.handle(p, result)
         return result
 
     return _process_response
@@ -231,10 +229,13 @@ def _sync_process(orig: Callable[..., Any]) -> Callable[..., Any]:
 
 def _async_process(orig: Callable[..., Any]) -> Callable[..., Any]:
     async def _process_response(self: Any, *args: Any, **kwargs: Any) -> Any:
-        got = _response_begin(kwargs)
+        call = _call.get()
+        if call is None:  # not a recorded request
+            return await orig(self, *args, **kwargs)
+        p = call.response(kwargs)
         result = await orig(self, *args, **kwargs)
-        if got is not None and not got[1].done:
-            got[0].handle(got[1], result)
+        if p is not None and not p.done:
+            call.handle(p, result)
         return result
 
     return _process_response
@@ -270,8 +271,9 @@ def _feed(obs: Observer | None, chunk: Any) -> bool:
 def _end(p: Pending, obs: Observer | None) -> Any:
     try:
         if obs is None:
-            return _finish(p, None)
-        return _finish(p, obs.result(), obs.answer() if p.request is not None else None)
+            return recorder.finish(p, None)
+        model, usage = obs.result()
+        return recorder.finish(p, usage, model, obs.answer() if p.request is not None else None)
     except Exception as exc:
         recorder.internal_error(exc)
         return None

@@ -22,9 +22,11 @@ _ENDPOINTS = (
 
 
 def _kind(url: Any) -> str | None:
-    if not isinstance(url, str):
-        return None
-    return next((k for suffix, k in _ENDPOINTS if url.endswith(suffix)), None)
+    if isinstance(url, str):
+        for suffix, kind in _ENDPOINTS:
+            if url.endswith(suffix):
+                return kind
+    return None
 
 
 def _is_azure(client: Any) -> bool:
