@@ -170,6 +170,26 @@ def test_comment_tags_keep_one_comment_per_job(runner, gh):
     assert patch.path.endswith(f"/{gh.comments(PR_NUMBER)[1]['id']}")
 
 
+def test_the_first_tagged_run_takes_over_the_comment_from_before_tags(runner, gh):
+    # A PR commented on by a tokenspy without comment tags (marker "<!-- tokenspy -->"): after
+    # the upgrade, that comment is edited (and gets the tag's marker), not joined by a second one.
+    runner.pull_request()
+    older = gh.add_comment(PR_NUMBER, marker_for("") + "\nan earlier report", user="github-actions[bot]")
+    planted = gh.add_comment(PR_NUMBER, marker_for("") + "\nnot ours", user="mallory")
+    _dbs(runner, current_scale=2.0)
+    result = runner.run({"baseline-db": "baseline.db"})
+    assert result.action_outputs["comment-status"] == "updated"
+    assert not gh.requests("POST", COMMENTS)
+    [patch] = gh.requests("PATCH", EDIT)
+    assert patch.path.endswith(f"/{older['id']}")
+    first_lines = [c["body"].split("\n", 1)[0] for c in gh.comments(PR_NUMBER)]
+    assert first_lines == [MARKER, marker_for("")] and gh.comments(PR_NUMBER)[1] is planted
+    # another job's tag finds its own marker nowhere and nothing untagged left: a comment of its own
+    other = runner.run({"baseline-db": "baseline.db", "comment-tag": "py3.13"})
+    assert other.action_outputs["comment-status"] == "created"
+    assert [c["body"].split("\n", 1)[0] for c in gh.comments(PR_NUMBER)][-1] == marker_for("py3.13")
+
+
 def test_accept_label_turns_a_failing_verdict_into_a_visible_pass(runner, gh):
     runner.pull_request()
     _dbs(runner, current_scale=2.0)

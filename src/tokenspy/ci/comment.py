@@ -23,7 +23,7 @@ from typing import Any, Literal
 from tokenspy.ci.markdown import marker_for
 from tokenspy.ci.model import CostDiff
 
-MARKER = marker_for("")
+MARKER = marker_for("")  # also the marker of every comment from before tags: see upsert
 BODY_MAX_CHARS = 65_536  # GitHub's limit for an issue comment body
 Status = Literal["created", "updated", "unchanged", "deleted", "skipped", "failed", "disabled"]
 
@@ -102,7 +102,9 @@ def upsert(repo: Any, pr_number: int, body: str, *, mode: str, has_changes: bool
 
     A comment is ours when it starts with our marker *and* was written by ``author`` (the
     token's own login): anyone can post a comment that starts with the marker, and we must
-    never edit or delete theirs."""
+    never edit or delete theirs. When a PR has none with this tag's marker, the newest of ours
+    with the untagged marker (what tokenspy wrote before comments had tags) is taken over, so
+    that the first run after an upgrade edits it instead of posting a second comment."""
     from github import GithubException
 
     if mode == "off":
@@ -111,8 +113,10 @@ def upsert(repo: Any, pr_number: int, body: str, *, mode: str, has_changes: bool
     body = fit_body(body, marker)
     try:
         pr = repo.get_pull(pr_number)
-        ours = [c for c in pr.get_issue_comments()
-                if is_ours(c.body, marker) and (author is None or _author(c) == author)]
+        mine = [c for c in pr.get_issue_comments() if author is None or _author(c) == author]
+        ours = [c for c in mine if is_ours(c.body, marker)]
+        if not ours and mode != "new":
+            ours = [c for c in mine if is_ours(c.body, MARKER)][-1:]
         newest = ours[-1] if ours else None
         if mode == "on-change" and not has_changes:
             if newest is None:
