@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 _lock = threading.Lock()
-_state: dict[str, object] = {"checked": 0.0, "key": None, "sha": None, "gitdir": None}
+_state: dict[str, object] = {"checked": 0.0, "key": None, "sha": None, "gitdir": None, "cwd": None}
 RECHECK_SECONDS = 1.0
 
 
@@ -108,10 +108,16 @@ def _resolve_ref(gitdir: Path, ref: str) -> str | None:
 def current_sha(cwd: str | os.PathLike[str] | None = None) -> str | None:
     """Full 40-char SHA of HEAD for the repo around ``cwd`` (default: the process cwd), or None."""
     now = time.monotonic()
-    if cwd is None and now - float(_state["checked"]) < RECHECK_SECONDS:  # type: ignore[arg-type]
+    try:
+        here = os.getcwd() if cwd is None else None
+    except OSError:  # the working directory was deleted: no repo around it
+        return None
+    # the last answer holds for a second, in the directory it was found for (a process that
+    # changes directory into another repo, as pytester does, gets that repo's SHA at once)
+    if here is not None and here == _state["cwd"] and now - float(_state["checked"]) < RECHECK_SECONDS:  # type: ignore[arg-type]
         return _state["sha"]  # type: ignore[return-value]
     with _lock:
-        start = Path(cwd or os.getcwd())
+        start = Path(cwd or here)
         gitdir = _find_gitdir(start)
         if gitdir is None:
             sha = None
@@ -119,17 +125,17 @@ def current_sha(cwd: str | os.PathLike[str] | None = None) -> str | None:
         else:
             key = (str(gitdir), *_head_key(gitdir))
             if cwd is None and key == _state["key"]:
-                _state["checked"] = now
+                _state.update(checked=now, cwd=here)
                 return _state["sha"]  # type: ignore[return-value]
             sha = _read_sha(start)
         if cwd is None:
-            _state.update(checked=now, key=key, sha=sha)
+            _state.update(checked=now, key=key, sha=sha, cwd=here)
         return sha
 
 
 def reset_cache() -> None:
     with _lock:
-        _state.update(checked=0.0, key=None, sha=None)
+        _state.update(checked=0.0, key=None, sha=None, cwd=None)
 
 
 _root_cache: dict[str, str | None] = {}

@@ -321,7 +321,11 @@ class _Recorder(_Budgets):
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         state = self.state
         if state.tracker is not None:
-            state.tracker.flush()
+            # closed, not only flushed: the gate and the summary read the DB next, in this process,
+            # and a file of it opened other than through SQLite while our connection is open
+            # would drop that connection's locks (POSIX locks are per process; see
+            # store._refuse_foreign). A call made after this reopens it.
+            state.tracker.close()
         if state.worker:
             return
         _write_run(state)

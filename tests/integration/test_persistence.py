@@ -286,3 +286,39 @@ def test_track_git_tags_full_sha_and_follows_head(tmp_path, oai, monkeypatch):
     gitinfo.reset_cache()
     assert len(first) == 40
     assert shas == [first, second, None]
+
+
+def test_track_git_follows_a_change_of_directory_at_once(tmp_path, oai, monkeypatch):
+    # within the one-second reuse of the last SHA, a process that changes directory into
+    # another repo (as pytester does) is tagged with that repo's SHA; a deleted working
+    # directory is tagged with none, and the call is still recorded
+    import git
+
+    shas = {}
+    for name in ("one", "two"):
+        repo = git.Repo.init(tmp_path / name)
+        with repo.config_writer() as cw:
+            cw.set_value("user", "name", "t").set_value("user", "email", "t@example.com")
+        (tmp_path / name / "a.txt").write_text(name)
+        repo.index.add(["a.txt"])
+        shas[name] = repo.index.commit(name).hexsha
+    monkeypatch.setattr(gitinfo, "RECHECK_SECONDS", 3600.0)
+    gitinfo.reset_cache()
+    tokenspy.init(track_git=True)
+    try:
+        for name in ("one", "two"):
+            monkeypatch.chdir(tmp_path / name)
+            oai[0].chat.completions.create(model="gpt-4o", messages=MSG)
+        gone = tmp_path / "gone"
+        gone.mkdir()
+        monkeypatch.chdir(gone)
+        gone.rmdir()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no internal error reported: nothing went wrong
+            oai[0].chat.completions.create(model="gpt-4o", messages=MSG)
+        tagged = [c["git_commit"] for c in tokenspy.stats()["calls"]]
+    finally:
+        monkeypatch.chdir(tmp_path)
+        tokenspy.init(track_git=False)
+        gitinfo.reset_cache()
+    assert tagged == [shas["one"], shas["two"], None]
