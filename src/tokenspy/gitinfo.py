@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 _lock = threading.Lock()
-_state: dict[str, object] = {"checked": 0.0, "key": None, "sha": None, "gitdir": None, "cwd": None}
+_state: dict[str, object] = {"checked": 0.0, "key": None, "sha": None, "cwd": None}
 RECHECK_SECONDS = 1.0
 
 

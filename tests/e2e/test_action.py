@@ -24,6 +24,12 @@ def _dbs(runner, current_scale: float, base_scale: float = 1.0) -> None:
     make_db(runner.workspace / "baseline.db", scale=base_scale, commit=BASE_SHA)
 
 
+def _replace_current(runner, scale: float) -> None:
+    """A later push: the current DB made anew with costs ``scale`` times the base."""
+    (runner.workspace / ".tokenspy/usage.db").unlink()
+    make_db(runner.workspace / ".tokenspy/usage.db", scale=scale)
+
+
 def test_comment_created_then_edited_then_left_alone(runner, gh):
     runner.pull_request()
     _dbs(runner, current_scale=2.0)
@@ -40,8 +46,7 @@ def test_comment_created_then_edited_then_left_alone(runner, gh):
     assert "PR comment posted" in first.summary
 
     # a later push: dearer still -> the same comment, edited in place
-    (runner.workspace / ".tokenspy/usage.db").unlink()
-    make_db(runner.workspace / ".tokenspy/usage.db", scale=3.0)
+    _replace_current(runner, 3.0)
     second = runner.run({"baseline-db": "baseline.db"})
     assert second.returncode == 1
     assert second.action_outputs["comment-status"] == "updated"
@@ -119,8 +124,7 @@ def test_on_change_deletes_a_stale_comment_once_unchanged_again(runner, gh):
     _dbs(runner, current_scale=2.0)
     changed = runner.run({"baseline-db": "baseline.db", "comment": "on-change"})
     assert changed.action_outputs["comment-status"] == "created" and len(gh.comments(PR_NUMBER)) == 1
-    (runner.workspace / ".tokenspy/usage.db").unlink()
-    make_db(runner.workspace / ".tokenspy/usage.db", scale=1.0)
+    _replace_current(runner, 1.0)
     back = runner.run({"baseline-db": "baseline.db", "comment": "on-change"})
     assert back.returncode == 0
     assert back.action_outputs["comment-status"] == "deleted"
@@ -146,8 +150,7 @@ def test_comment_new_posts_a_comment_per_changed_report(runner, gh):
     assert first.action_outputs["comment-status"] == "created"
     same = runner.run({"baseline-db": "baseline.db", "comment": "new"})
     assert same.action_outputs["comment-status"] == "unchanged"
-    (runner.workspace / ".tokenspy/usage.db").unlink()
-    make_db(runner.workspace / ".tokenspy/usage.db", scale=3.0)
+    _replace_current(runner, 3.0)
     again = runner.run({"baseline-db": "baseline.db", "comment": "new"})
     assert again.action_outputs["comment-status"] == "created"
     assert len(gh.comments(PR_NUMBER)) == 2 and not gh.requests("PATCH", EDIT)
@@ -162,8 +165,7 @@ def test_comment_tags_keep_one_comment_per_job(runner, gh):
     assert py312.action_outputs["comment-status"] == py313.action_outputs["comment-status"] == "created"
     bodies = [c["body"].split("\n", 1)[0] for c in gh.comments(PR_NUMBER)]
     assert bodies == [marker_for("py3.12"), marker_for("py3.13")]
-    (runner.workspace / ".tokenspy/usage.db").unlink()
-    make_db(runner.workspace / ".tokenspy/usage.db", scale=3.0)
+    _replace_current(runner, 3.0)
     again = runner.run({"baseline-db": "baseline.db", "comment-tag": "py3.13"})
     assert again.action_outputs["comment-status"] == "updated"
     [patch] = gh.requests("PATCH", EDIT)
@@ -384,8 +386,7 @@ def test_a_comment_someone_else_wrote_with_our_marker_is_never_taken_over(runner
     mine = [c for c in bodies.values() if c["id"] != planted["id"]]
     assert [c["user"]["login"] for c in mine] == [token_user or "github-actions[bot]"]
     # a later run edits its own comment, still not the planted one
-    (runner.workspace / ".tokenspy/usage.db").unlink()
-    make_db(runner.workspace / ".tokenspy/usage.db", scale=3.0)
+    _replace_current(runner, 3.0)
     again = runner.run({"baseline-db": "baseline.db", "fail-on-regression": "false"})
     assert again.action_outputs["comment-status"] == "updated"
     [patch] = gh.requests("PATCH", EDIT)
